@@ -1,0 +1,1 @@
+"""Pure-Python core: paths, errors, settings, catalog, library, history. No Qt, llama_cpp or huggingface_hub."""

@@ -1,0 +1,172 @@
+"""The values that cross the engine's API: options in, a stream of small frozen events out.
+
+One stream serves raw completion and chat alike: zero or more ``TokenEvent`` then exactly one
+``FinalEvent``. The CLI, the panes and the benchmarks are all loops over it. These classes are plain
+data (no llama_cpp), pickled across the worker pipe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to load a model. ``n_ctx=None`` means min(trained context, 4096)."""
+
+    n_ctx: int | None = None
+    gpu_layers: int | Literal["auto"] = "auto"
+    threads: int | None = None  # None: llama.cpp's default for this machine
+    use_mmap: bool = True
+    flash_attn: bool = False
+    n_batch: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class LoadInfo:
+    """What the worker reports once a model is loaded."""
+
+    path: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_ctx_train: int
+    n_vocab: int
+    n_layer: int
+    n_params: int
+    gpu_layers: int
+    backend: str  # "CPU", "CUDA", "Metal", "Vulkan", ...
+    load_s: float
+    model_bytes: int  # size of the weights
+    kv_cache_bytes: int  # estimate at n_ctx
+    chat_template: str | None
+    bos_text: str
+    eos_text: str
+    threads: int
+
+    @property
+    def kind(self) -> Literal["base", "instruct"]:
+        """A model that carries a chat template is an instruct model; without one it is a base model."""
+        return "instruct" if self.chat_template else "base"
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Sampling settings. ``seed=None`` draws a fresh random seed per call; a pinned seed reproduces exactly."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    grammar: str | None = None  # GBNF
+    json_schema: str | None = None  # converted to GBNF
+    logprobs: int = 0  # top-k alternatives per token; 0 = none (the chosen token's logprob is still given)
+
+    def validate(self) -> SamplingParams:
+        """Raise ValueError with a one-line message for values no sampler accepts."""
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError("temperature must be 0 or more")
+        if self.top_k < 0:
+            raise ValueError("top-k must be 0 (off) or more")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise ValueError("top-p must be between 0 and 1")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise ValueError("min-p must be between 0 and 1")
+        if self.repeat_penalty <= 0:
+            raise ValueError("repeat penalty must be above 0")
+        if self.max_tokens < 0:
+            raise ValueError("max tokens must be 0 or more")
+        if not 0 <= self.logprobs <= 20:
+            raise ValueError("logprobs must be between 0 and 20")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise ValueError("seed must be between 0 and 4294967295")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class TopToken:
+    """One alternative the model considered at a step."""
+
+    text: str
+    token_id: int
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One generated token. ``text`` is always valid UTF-8: a token that ends inside a multi-byte
+    character carries "" and the token that completes it carries the whole character."""
+
+    text: str
+    token_id: int
+    logprob: float
+    top: tuple[TopToken, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats:
+    prompt_tokens: int = 0
+    prompt_eval_tokens: int = 0  # after prefix reuse: only these were evaluated
+    completion_tokens: int = 0
+    ttft_s: float = 0.0
+    prefill_tps: float = 0.0
+    decode_tps: float = 0.0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    seed: int | None = None  # the seed actually used (so a good sample can be pinned)
+
+    def as_json(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_eval_tokens": self.prompt_eval_tokens,
+            "completion_tokens": self.completion_tokens,
+            "ttft_s": round(self.ttft_s, 6),
+            "prefill_tps": round(self.prefill_tps, 3),
+            "decode_tps": round(self.decode_tps, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FinalEvent:
+    """The last event of every stream. ``error`` is set exactly when ``finish_reason == "error"``."""
+
+    finish_reason: FinishReason
+    text: str
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredToken:
+    text: str
+    token_id: int
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """Log-probabilities of a given continuation's exact tokens under a model (no sampling)."""
+
+    tokens: tuple[ScoredToken, ...]
+
+    @property
+    def total_logprob(self) -> float:
+        return sum(t.logprob for t in self.tokens)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.total_logprob / len(self.tokens) if self.tokens else 0.0
+
+
+Event = TokenEvent | FinalEvent

@@ -1,0 +1,1 @@
+"""Hugging Face: search, file lists, resumable verified downloads. The only importer of huggingface_hub."""

@@ -1,0 +1,1 @@
+"""All Qt widgets of Tandem (besides desktop/app.py)."""

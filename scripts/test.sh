@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs Tandem with its test extras into .venv (compiling llama.cpp the first time; pip caches the
+# wheel after that) and runs the whole suite: import contracts, lint, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+# System tools some tests use (Xvfb screenshots are manual; these validate the launcher files).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  need=()
+  command -v desktop-file-validate >/dev/null || need+=(desktop-file-utils)
+  command -v appstreamcli >/dev/null || need+=(appstream)
+  if [ ${#need[@]} -gt 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 \
+      || echo "note: could not install ${need[*]}; their tests will be skipped"
+  fi
+fi
+.venv/bin/lint-imports
+.venv/bin/ruff check desktop tests bench
+QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
