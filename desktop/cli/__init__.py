@@ -18,7 +18,9 @@ from desktop.core.errors import TandemError
 _COMMAND_MODULES = (
     "desktop.cli.engine_cmds",
     "desktop.cli.models_cmds",
-    "desktop.cli.tools_cmds",
+    "desktop.cli.compare_cmds",
+    "desktop.cli.selftest_cmd",
+    "desktop.cli.bench_cmd",
 )
 
 
