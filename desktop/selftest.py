@@ -1,0 +1,304 @@
+"""``tandem selftest``: check that an install (pip, bundle, .app, Windows installer) really works.
+
+It writes a tiny random base model and its instruct sibling to a temporary folder, loads them in engine
+worker processes (the part a frozen bundle most often gets wrong: the shared libraries of llama.cpp and
+the ``spawn`` start method re-executing the bundle), streams a raw completion and a templated chat,
+reads the files' metadata, and opens the main window (offscreen when there is no display). Each check
+prints ``ok``/``FAIL`` with its time as it finishes, so a packager sees where a broken build stops.
+
+Nothing is downloaded and nothing is kept: the models live in a temporary folder that is removed at
+the end, and the worker logs are removed when the models are unloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from desktop import __version__
+
+Status = Literal["ok", "FAIL", "skip"]
+
+COMPLETION_PROMPT = "Once upon a time"
+CHAT_MESSAGES = ({"role": "user", "content": "hi"},)
+MAX_TOKENS = 8
+SEED = 1
+
+
+class CheckFailed(Exception):
+    """A check found the install wrong; the message says what was expected and what was seen."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: Status
+    seconds: float
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3),
+                "detail": self.detail}
+
+
+@dataclass
+class _State:
+    """What earlier checks hand to later ones."""
+
+    folder: Path
+    models: dict[str, Path] = field(default_factory=dict)
+    handles: dict[str, Any] = field(default_factory=dict)  # kind -> engine ModelHandle
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    one_line = text.replace("\n", "\\n")
+    return json.dumps(one_line[:limit] + ("…" if len(one_line) > limit else ""), ensure_ascii=False)
+
+
+# --- the checks, in order; each returns a one-line detail or raises -----------------------------------
+
+
+def check_resources(state: _State) -> str:
+    from desktop.core.paths import APP_ID, resources_dir
+
+    folder = resources_dir()
+    needed = ["icons/tandem.svg", "icons/tandem-256.png", f"{APP_ID}.desktop"]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    _expect(not missing, f"missing from {folder}: {', '.join(missing)}")
+    data_files = sorted(folder.glob("*.json"))
+    for path in data_files:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckFailed(f"{path.name} is unreadable: {exc}") from None
+    return f"icons, launcher entry and {len(data_files)} data file(s) in {folder}"
+
+
+def check_write_models(state: _State) -> str:
+    from desktop.core.synth import write_llama_gguf
+
+    state.models["base"] = write_llama_gguf(state.folder / "selftest-base.gguf", instruct=False, seed=1)
+    state.models["instruct"] = write_llama_gguf(state.folder / "selftest-instruct.gguf", instruct=True, seed=2)
+    sizes = " + ".join(f"{p.stat().st_size / 1e6:.1f} MB" for p in state.models.values())
+    return f"base + instruct GGUF ({sizes}) in {state.folder}"
+
+
+def check_metadata(state: _State) -> str:
+    from desktop.core.gguf_meta import read_metadata
+    from desktop.core.synth import TINY
+
+    base = read_metadata(state.models["base"])
+    instruct = read_metadata(state.models["instruct"])
+    for meta, kind in ((base, "base"), (instruct, "instruct")):
+        _expect(meta.architecture == "llama", f"{kind}: architecture {meta.architecture!r}, expected 'llama'")
+        _expect(meta.kind == kind, f"{kind} model read as {meta.kind!r}")
+        _expect(meta.n_layer == TINY.n_layer, f"{kind}: {meta.n_layer} layers, expected {TINY.n_layer}")
+        _expect(meta.context_length == TINY.context_length,
+                f"{kind}: context {meta.context_length}, expected {TINY.context_length}")
+    _expect(not base.has_chat_template, "the base model reads as having a chat template")
+    _expect(instruct.has_chat_template, "the instruct model's chat template was not found")
+    return (f"llama, {base.n_layer} layers, {base.parameters:,} parameters, {base.quantization}; "
+            f"base has no chat template, instruct has one")
+
+
+def _load(state: _State, kind: str) -> str:
+    from desktop.engine import LoadOptions, load_model
+
+    handle = load_model(state.models[kind], LoadOptions(threads=1))
+    state.handles[kind] = handle
+    pid = handle.pid
+    _expect(pid is not None, "the worker process is not running after the load")
+    _expect(pid != os.getpid(), "the model was loaded in this process, not in a worker")
+    _expect(handle.info.kind == kind, f"the engine sees a {handle.info.kind} model, expected {kind}")
+    return (f"worker pid {pid}, backend {handle.info.backend}, n_ctx {handle.info.n_ctx}, "
+            f"loaded in {handle.info.load_s:.2f} s")
+
+
+def check_load_base(state: _State) -> str:
+    return _load(state, "base")
+
+
+def _run_stream(stream) -> tuple[str, int, Any]:
+    """Drain a stream; return (text joined from the token events, token count, final event)."""
+    from desktop.engine import FinalEvent, TokenEvent
+
+    pieces: list[str] = []
+    final = None
+    for event in stream:
+        if isinstance(event, TokenEvent):
+            pieces.append(event.text)
+        elif isinstance(event, FinalEvent):
+            final = event
+    _expect(final is not None, "the stream ended without a final event")
+    if final.error is not None:
+        raise CheckFailed(f"the stream failed: {final.error}")
+    _expect(final.finish_reason in ("stop", "length"), f"finish reason {final.finish_reason!r}")
+    text = "".join(pieces)
+    _expect(text == final.text, "the streamed tokens do not add up to the final text")
+    return text, len(pieces), final
+
+
+def check_completion(state: _State) -> str:
+    from desktop.engine import SamplingParams
+
+    handle = state.handles["base"]
+    params = SamplingParams(max_tokens=MAX_TOKENS, seed=SEED)
+    text, tokens, final = _run_stream(handle.complete(COMPLETION_PROMPT, params))
+    _expect(tokens >= 1, "no tokens were streamed")
+    _expect(final.stats.completion_tokens <= MAX_TOKENS,
+            f"{final.stats.completion_tokens} tokens generated, limit was {MAX_TOKENS}")
+    again, _, _ = _run_stream(handle.complete(COMPLETION_PROMPT, params))
+    _expect(again == text, f"the same seed gave different text: {_short(text)} then {_short(again)}")
+    return (f"{tokens} tokens streamed ({final.finish_reason}), {final.stats.decode_tps:.0f} tok/s, "
+            f"same seed gave the same text: {_short(text)}")
+
+
+def check_load_instruct(state: _State) -> str:
+    return _load(state, "instruct")
+
+
+def check_chat(state: _State) -> str:
+    from desktop.engine import SamplingParams
+
+    handle = state.handles["instruct"]
+    prompt = handle.render_chat(list(CHAT_MESSAGES))
+    _expect("<|im_start|>user\nhi<|im_end|>" in prompt and prompt.endswith("<|im_start|>assistant\n"),
+            f"the ChatML template rendered {_short(prompt, 80)}")
+    text, tokens, final = _run_stream(handle.chat(list(CHAT_MESSAGES), SamplingParams(max_tokens=MAX_TOKENS,
+                                                                                        seed=SEED)))
+    _expect(tokens >= 1 or final.finish_reason == "stop", "no tokens were streamed")
+    _expect(final.stats.prompt_tokens >= 5, f"the templated prompt was only {final.stats.prompt_tokens} tokens")
+    return (f"ChatML prompt of {final.stats.prompt_tokens} tokens, {tokens} tokens back "
+            f"({final.finish_reason}): {_short(text)}")
+
+
+def _has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def check_main_window(state: _State) -> str:
+    if not _has_display() and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before the QApplication exists
+    from PySide6.QtGui import QImageReader  # lazy: the engine checks above must not need Qt
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import create_main_window
+
+    window = create_main_window()
+    app = QApplication.instance()
+    _expect(app is not None, "no QApplication after creating the main window")
+    formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
+    missing = sorted({"png", "svg", "ico"} - formats)
+    _expect(not missing, f"Qt image plugins missing for: {', '.join(missing)}")
+    try:
+        window.show()
+        app.processEvents()
+        _expect(window.isVisible(), "the main window did not become visible")
+        _expect("Tandem" in window.windowTitle(), f"window title {window.windowTitle()!r}")
+        icon = window.windowIcon()
+        if icon.isNull():
+            icon = app.windowIcon()
+        _expect(not icon.isNull(), "the window has no icon")
+        size = window.size()
+        platform_name = app.platformName()
+    finally:
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    _expect(not window.isVisible(), "the main window did not close")
+    return f"{size.width()}x{size.height()} on the {platform_name!r} platform, opened and closed"
+
+
+CHECKS: tuple[tuple[str, Callable[[_State], str], tuple[str, ...]], ...] = (
+    # (name, function, names of checks it needs)
+    ("resources", check_resources, ()),
+    ("write tiny models", check_write_models, ()),
+    ("read metadata", check_metadata, ("write tiny models",)),
+    ("load base model in a worker", check_load_base, ("write tiny models",)),
+    ("stream a raw completion", check_completion, ("load base model in a worker",)),
+    ("load instruct model in a worker", check_load_instruct, ("write tiny models",)),
+    ("stream a templated chat", check_chat, ("load instruct model in a worker",)),
+    ("open the main window", check_main_window, ()),
+)
+GUI_CHECK = "open the main window"
+
+
+def describe_install() -> str:
+    """One line: which Tandem, from where, on what."""
+    if getattr(sys, "frozen", False):
+        where = f"bundle at {Path(sys.executable).parent}"
+    else:
+        where = f"Python {platform.python_version()} at {sys.executable}"
+    return f"Tandem {__version__} selftest: {where}; {platform.system()} {platform.machine()}"
+
+
+def run_selftest(*, gui: bool = True, report: Callable[[CheckResult], None] | None = None,
+                 temp_root: str | None = None) -> list[CheckResult]:
+    """Run every check in order and return the results; ``report`` sees each one as it finishes."""
+    results: list[CheckResult] = []
+    passed: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="tandem-selftest-", dir=temp_root) as tmp:
+        state = _State(Path(tmp))
+        try:
+            for name, func, needs in CHECKS:
+                result = _run_one(name, func, needs, state, passed, gui)
+                if result.status == "ok":
+                    passed.add(name)
+                results.append(result)
+                if report is not None:
+                    report(result)
+        finally:
+            for handle in state.handles.values():
+                handle.close()
+    return results
+
+
+def _run_one(name: str, func: Callable[[_State], str], needs: tuple[str, ...], state: _State,
+             passed: set[str], gui: bool) -> CheckResult:
+    if name == GUI_CHECK and not gui:
+        return CheckResult(name, "skip", 0.0, "not asked for (--no-gui)")
+    missing = [n for n in needs if n not in passed]
+    if missing:
+        return CheckResult(name, "skip", 0.0, f"not run: needs {', '.join(missing)}")
+    start = time.perf_counter()
+    try:
+        detail = func(state)
+        status: Status = "ok"
+    except CheckFailed as exc:
+        detail, status = str(exc), "FAIL"
+    except Exception as exc:  # anything else is a broken install: say what, keep going with the rest
+        from desktop.core.errors import TandemError
+
+        status = "FAIL"
+        if isinstance(exc, TandemError):
+            detail = str(exc)
+        else:
+            from desktop.core.logs import log_exception
+
+            where = log_exception(f"selftest check {name!r}")
+            detail = f"{type(exc).__name__}: {exc} (traceback in {where})"
+    return CheckResult(name, status, time.perf_counter() - start, detail)
+
+
+def all_passed(results: list[CheckResult]) -> bool:
+    """True when nothing failed and every skip was asked for (a skip caused by a failure counts as one)."""
+    return all(r.status == "ok" or (r.status == "skip" and r.name == GUI_CHECK) for r in results)
+
+
+def format_result(result: CheckResult) -> str:
+    return f"  {result.status:<4}  {result.seconds:6.2f}s  {result.name}: {result.detail}"
