@@ -278,6 +278,16 @@ class HistoryStore:
             db.execute("UPDATE chats SET updated_at = ? WHERE id = ?", (time.time(), chat_id))
             return cur.rowcount
 
+    def truncate_chat_at(self, message_id: int) -> int:
+        """Delete a message and every later one in its chat; returns how many were deleted."""
+        with self._tx() as db:
+            row = db.execute("SELECT chat_id, seq FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return 0
+            cur = db.execute("DELETE FROM messages WHERE chat_id = ? AND seq >= ?", (row[0], row[1]))
+            db.execute("UPDATE chats SET updated_at = ? WHERE id = ?", (time.time(), row[0]))
+            return cur.rowcount
+
     def get_chat(self, chat_id: int) -> Chat:
         rows = self._query("SELECT * FROM chats WHERE id = ?", (chat_id,))
         if not rows:

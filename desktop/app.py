@@ -1,0 +1,88 @@
+"""Start the desktop app: ``tandem`` with no arguments, or ``python -m desktop``.
+
+``create_main_window()`` builds the whole window without entering the event loop (tests, embedding);
+``main()`` runs the app. The start path imports Qt and Tandem's own light modules only: llama_cpp lives in
+the model worker processes and huggingface_hub is imported when the Models page first needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from desktop.core import paths
+
+
+def create_main_window(context=None):
+    """The main window with its pages, on a fresh AppContext (settings and history from TANDEM_HOME).
+
+    A QApplication must exist. The library scan starts at once, off the GUI thread.
+    """
+    from desktop.ui.context import AppContext
+    from desktop.ui.main_window import MainWindow
+    from desktop.ui.theme import apply_theme
+
+    context = context or AppContext()
+    apply_theme(context.settings.theme)
+    window = MainWindow(context)
+    context.refresh_library()
+    return window
+
+
+def _install_excepthook() -> None:
+    """A bug in a slot must not kill the app: log it, tell the person once, keep running."""
+    from desktop.core.logs import log_file, setup_logging
+
+    log = setup_logging()
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        log.error("unhandled exception", exc_info=(exc_type, exc, tb))
+        try:
+            from PySide6.QtWidgets import QApplication, QMessageBox
+
+            if QApplication.instance() is not None:
+                QMessageBox.warning(None, "Tandem", f"Something went wrong: {exc}\n\nThe app keeps running; "
+                                    f"details are in {log_file()}.")
+        except Exception:
+            pass
+
+    sys.excepthook = hook
+
+
+def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen build's engine workers re-enter here
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from desktop import __version__
+
+    app = QApplication.instance() or QApplication(list(sys.argv if argv is None else argv))
+    app.setApplicationName(paths.APP_NAME)
+    app.setApplicationDisplayName(paths.APP_NAME)
+    app.setOrganizationName(paths.APP_AUTHOR)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(paths.APP_ID)
+    icons = paths.resources_dir() / "icons"
+    for candidate in ("tandem.svg", "tandem-128.png"):
+        if (icons / candidate).is_file():
+            app.setWindowIcon(QIcon(str(icons / candidate)))
+            break
+    _install_excepthook()
+    logging.getLogger("tandem").info("starting Tandem %s", __version__)
+    try:
+        window = create_main_window()
+    except Exception as exc:  # e.g. an unreadable history file: say so instead of a traceback
+        from PySide6.QtWidgets import QMessageBox
+
+        from desktop.core.logs import log_exception
+
+        log_exception("could not start")
+        QMessageBox.critical(None, "Tandem can't start", str(exc))
+        return 1
+    window.show()
+    return app.exec()

@@ -1,0 +1,599 @@
+"""The Chat pane: a conversation with an instruct model through its own chat template.
+
+Send adds your message and streams the reply; Stop keeps what was said; Regenerate replaces the last
+reply; Edit last takes your last message back into the input to change and resend. "Show prompt" shows the
+exact templated text the model receives, special tokens highlighted, updated as the conversation grows.
+When the conversation no longer fits the context, the oldest turns are left out (the system prompt is kept)
+and the pane says so. A base model has no chat template: the engine's refusal is shown here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.errors import ChatTemplateError, EngineBusy, EngineCrashed, HistoryError
+from desktop.core.history import title_from_text
+from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
+from desktop.ui.context import AppContext
+from desktop.ui.history_sidebar import HistorySidebar
+from desktop.ui.model_bar import ModelBar
+from desktop.ui.notice import Notice
+from desktop.ui.prompt_view import PromptView
+from desktop.ui.sampling_panel import SamplingPanel
+from desktop.ui.stats import describe_final, error_text
+from desktop.ui.transcript import ChatTranscript
+from desktop.ui.workers import JobControl, StreamJob, run_in_thread, start_when_free
+
+STATE_KEY = "chat"
+SAVE_EVERY_S = 1.0
+
+
+@dataclass
+class Turn:
+    role: str
+    content: str
+    message_id: int | None = None
+    note: str = ""
+
+
+def fit_conversation(handle, messages: list[dict], system: str | None, reserve: int,
+                     control: JobControl | None = None) -> tuple[list[dict], int, str, int]:
+    """Drop the oldest turns until the templated prompt leaves ``reserve`` tokens for the reply.
+
+    Returns (messages kept, how many were dropped, the rendered prompt, its token count). The system prompt
+    is never dropped, nor the last message. Runs on a worker thread (it asks the engine).
+    """
+    n_ctx = handle.info.n_ctx
+    budget = max(1, n_ctx - reserve)
+    kept, dropped = list(messages), 0
+    while True:
+        rendered = _when_free(control, lambda kept=kept: handle.render_chat(kept, system=system))
+        count = _when_free(control, lambda rendered=rendered: handle.count_tokens(rendered, special=True))
+        if count <= budget or len(kept) <= 1:
+            return kept, dropped, rendered, count
+        step = 2 if len(kept) > 2 and kept[0]["role"] == "user" and kept[1]["role"] == "assistant" else 1
+        kept, dropped = kept[step:], dropped + step
+
+
+def _when_free(control: JobControl | None, call):
+    while True:
+        try:
+            return call()
+        except EngineBusy:
+            if control is None or not control.sleep(0.1):
+                raise
+
+
+class ChatPane(QWidget):
+    def __init__(self, context: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("chatPane")
+        self.context = context
+        self.turns: list[Turn] = []
+        self.chat_id: int | None = None
+        self.job: StreamJob | None = None
+        self._reply_id: int | None = None
+        self._reply_parts: list[str] = []
+        self._last_save = 0.0
+        self._pending_reply = False
+        self._render_call = None
+        self._restore_model = ""
+        self._ready = False
+
+        self.model_bar = ModelBar(context, owner="chat")
+        self.model_bar.ready.connect(self._on_model_ready)
+        self.model_bar.lost.connect(self._on_model_lost)
+        self.model_bar.failed.connect(self._on_model_failed)
+        self.model_bar.picked.connect(lambda _p: self._save_state())
+        self.show_prompt_button = QPushButton("Show prompt")
+        self.show_prompt_button.setObjectName("showPromptButton")
+        self.show_prompt_button.setCheckable(True)
+        self.show_prompt_button.setToolTip("Show the exact text the model receives after its chat template")
+        self.show_prompt_button.toggled.connect(self._on_show_prompt)
+        header = QHBoxLayout()
+        header.addWidget(self.model_bar, 1)
+        header.addWidget(self.show_prompt_button)
+        self.model_notice = Notice("modelNotice")
+        self.notice = Notice("chatNotice")
+
+        self.system_toggle = QToolButton()
+        self.system_toggle.setObjectName("systemPromptToggle")
+        self.system_toggle.setCheckable(True)
+        self.system_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.system_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.system_toggle.setAutoRaise(True)
+        self.system_toggle.toggled.connect(self._on_system_toggle)
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setObjectName("systemPrompt")
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setPlaceholderText("Optional instructions for the whole conversation, "
+                                              "e.g. “Answer in one sentence.”")
+        self.system_prompt.setFixedHeight(64)
+        self.system_prompt.setVisible(False)
+        self.system_prompt.textChanged.connect(self._on_system_changed)
+        self._update_system_toggle()
+
+        self.transcript = ChatTranscript()
+        self.transcript.setPlaceholderText("Pick an instruct model and say something. The reply streams here.")
+
+        self.input = QPlainTextEdit()
+        self.input.setObjectName("messageInput")
+        self.input.setAccessibleName("Message")
+        self.input.setPlaceholderText("Message (Ctrl+Enter to send)")
+        self.input.setFixedHeight(80)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendButton")
+        self.send_button.setToolTip("Send the message (Ctrl+Enter)")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setToolTip("Stop the reply; what was said is kept (Esc)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setObjectName("regenerateButton")
+        self.regenerate_button.setToolTip("Replace the last reply with a new one")
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.edit_button = QPushButton("Edit last")
+        self.edit_button.setObjectName("editLastButton")
+        self.edit_button.setToolTip("Take your last message back into the input to change and resend it")
+        self.edit_button.clicked.connect(self.edit_last)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.input, 1)
+        input_row.addLayout(buttons)
+        self.stats_label = QLabel()
+        self.stats_label.setObjectName("statsLabel")
+        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        below = QHBoxLayout()
+        below.addWidget(self.regenerate_button)
+        below.addWidget(self.edit_button)
+        below.addWidget(self.stats_label, 1)
+
+        center = QWidget()
+        col = QVBoxLayout(center)
+        col.setContentsMargins(8, 8, 8, 8)
+        col.addLayout(header)
+        col.addWidget(self.model_notice)
+        col.addWidget(self.system_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        col.addWidget(self.system_prompt)
+        col.addWidget(self.transcript, 1)
+        col.addWidget(self.notice)
+        col.addLayout(input_row)
+        col.addLayout(below)
+
+        self.prompt_view = PromptView()
+        prompt_box = QWidget()
+        prompt_box.setObjectName("promptPanel")
+        prompt_layout = QVBoxLayout(prompt_box)
+        prompt_layout.setContentsMargins(8, 8, 8, 8)
+        self.prompt_caption = QLabel("<b>What the model sees</b> — the conversation after its chat template; "
+                                     "special tokens highlighted. The model just continues this text.")
+        self.prompt_caption.setWordWrap(True)
+        prompt_layout.addWidget(self.prompt_caption)
+        prompt_layout.addWidget(self.prompt_view, 1)
+        prompt_box.setVisible(False)
+        self.prompt_box = prompt_box
+
+        self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=512))
+        self.sampling.changed.connect(self._save_state_later)
+        sampling_scroll = QScrollArea()
+        sampling_scroll.setWidgetResizable(True)
+        sampling_scroll.setWidget(self.sampling)
+        sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        self.sidebar = HistorySidebar(context.history, "chat")
+        self.sidebar.opened.connect(self.open_chat)
+        self.sidebar.newRequested.connect(self.new_item)
+        self.sidebar.deleted.connect(lambda item_id: item_id == self.chat_id and self.new_item())
+        self.sidebar.imported.connect(lambda item: item.kind == "chat" and self.open_chat(item.id))
+        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("chatSplitter")
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(prompt_box)
+        self.splitter.addWidget(sampling_scroll)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([200, 650, 380, 250])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(300)
+        self._render_timer.timeout.connect(self.update_prompt_view)
+        self._state_timer = QTimer(self)
+        self._state_timer.setSingleShot(True)
+        self._state_timer.setInterval(800)
+        self._state_timer.timeout.connect(self._save_state)
+        self._rate_timer = QTimer(self)
+        self._rate_timer.setInterval(500)
+        self._rate_timer.timeout.connect(self._report_rate)
+        self._restore_state()
+        self._update_buttons()
+        self._ready = True
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        state = self.context.ui_state(STATE_KEY)
+        if isinstance(state.get("sampling"), dict):
+            self.sampling.set_state(state["sampling"])
+        if isinstance(state.get("splitter"), list) and len(state["splitter"]) == 4:
+            self.splitter.setSizes([int(x) for x in state["splitter"]])
+        self._restore_model = state.get("model", "") if isinstance(state.get("model"), str) else ""
+        if isinstance(state.get("system_prompt"), str):
+            self.system_prompt.setPlainText(state["system_prompt"])
+        if isinstance(state.get("chat_id"), int):
+            try:
+                self.open_chat(state["chat_id"])
+            except HistoryError:
+                pass
+        self.show_prompt_button.setChecked(bool(state.get("show_prompt", False)))
+
+    def state(self) -> dict:
+        return {"model": self.model_bar.current_path() or self._restore_model, "sampling": self.sampling.state(),
+                "chat_id": self.chat_id, "splitter": self.splitter.sizes(),
+                "show_prompt": self.show_prompt_button.isChecked(),
+                "system_prompt": self.system_prompt.toPlainText()}
+
+    def _save_state_later(self) -> None:
+        self._state_timer.start()
+
+    def _save_state(self) -> None:
+        if not self._ready:
+            return
+        try:
+            self.context.set_ui_state(STATE_KEY, self.state())
+        except Exception as exc:
+            self.notice.show_message(error_text(exc), "warning")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._restore_model:
+            path, self._restore_model = self._restore_model, ""
+            if not self.model_bar.current_path():
+                self.model_bar.select_path(path)
+
+    # --- model -----------------------------------------------------------------------------------
+
+    def _on_model_ready(self, handle) -> None:
+        self.model_notice.clear()
+        if self.notice.level == "error" and not self.is_generating():
+            self.notice.clear()
+        specials = [t for t in (handle.info.bos_text, handle.info.eos_text) if t]
+        self.prompt_view.set_special_tokens(specials)
+        self.update_prompt_view(check_template=True)
+        if self._pending_reply:
+            self._pending_reply = False
+            self._start_reply()
+
+    def _on_model_lost(self) -> None:
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""))
+
+    def _on_model_failed(self, message: str) -> None:
+        self._pending_reply = False
+        self.notice.show_message(message, "error")
+
+    # --- conversation ----------------------------------------------------------------------------
+
+    def is_generating(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def send(self, text: str | None = None) -> None:
+        """Send the input (or ``text``) as your next message and stream the reply."""
+        text = (self.input.toPlainText() if text is None else text).strip()
+        if not text:
+            self.input.setFocus()
+            return
+        if not self.model_bar.current_path():
+            self.notice.show_message("Pick a model first (an instruct model: one with a chat template).", "warning")
+            return
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        try:
+            self._ensure_chat(text)
+            message_id = self.context.history.add_message(self.chat_id, "user", text)
+        except HistoryError as exc:
+            self.notice.show_message(str(exc), "error")
+            return
+        self.turns.append(Turn("user", text, message_id))
+        self.transcript.add_message("user", text)
+        self.input.clear()
+        self._start_reply()
+
+    def _ensure_chat(self, first_message: str) -> None:
+        system = self.system_prompt.toPlainText().strip()
+        if self.chat_id is None:
+            self.chat_id = self.context.history.create_chat(
+                title_from_text(first_message), model=self.model_bar.current_path(), system_prompt=system)
+            self.sidebar.set_current(self.chat_id)
+            self._save_state()
+        else:
+            self.context.history.update_chat(self.chat_id, model=self.model_bar.current_path(),
+                                             system_prompt=system)
+
+    def _start_reply(self) -> None:
+        try:
+            params = self.sampling.params()
+        except ValueError as exc:
+            self.notice.show_message(str(exc), "error")
+            return
+        handle = self.model_bar.handle
+        if handle is None:
+            self._pending_reply = True
+            if self.model_bar.key is None or self.model_bar.error:
+                self.model_bar.load_again()
+            self.notice.show_message("Loading the model; the reply starts when it is ready.", "info")
+            self._update_buttons()
+            return
+        self.notice.clear()
+        messages = [{"role": t.role, "content": t.content} for t in self.turns]
+        system = self.system_prompt.toPlainText().strip() or None
+        n_ctx = handle.info.n_ctx
+        reserve = min(params.max_tokens or n_ctx // 4, n_ctx // 2)
+
+        def start(control: JobControl):
+            kept, dropped, rendered, count = fit_conversation(handle, messages, system, reserve, control)
+            control.report({"dropped": dropped, "prompt": rendered, "prompt_tokens": count, "n_ctx": n_ctx})
+            return start_when_free(control, lambda: handle.chat(kept, params, system=system,
+                                                                replace_running=False))
+
+        try:
+            self._reply_id = self.context.history.add_message(self.chat_id, "assistant", "", complete=False)
+        except HistoryError as exc:
+            self.notice.show_message(str(exc), "error")
+            return
+        self._reply_parts = []
+        self._last_save = time.monotonic()
+        self.transcript.begin_reply()
+        job = StreamJob(start, self, "tandem-chat")
+        job.tokens.connect(self._on_tokens)
+        job.info.connect(self._on_prepared)
+        job.status.connect(lambda text: self.notice.show_message(text, "info"))
+        job.finished.connect(lambda final, job=job: job is self.job and self._end_job(final))
+        self.job = job
+        self.stats_label.setText("thinking…")
+        self._rate_timer.start()
+        self._prompt_tokens = 0
+        self._update_buttons()
+        job.start()
+
+    def _on_prepared(self, info: dict) -> None:
+        self._prompt_tokens = info["prompt_tokens"]
+        self.context.contextUsage.emit(STATE_KEY, info["prompt_tokens"], info["n_ctx"])
+        self.prompt_view.set_prompt(info["prompt"])
+        if info["dropped"]:
+            n = info["dropped"]
+            self.notice.show_message(
+                f"The conversation no longer fits the model's {info['n_ctx']:,}-token context: the {n} oldest "
+                f"message{'s were' if n != 1 else ' was'} left out of what the model sees "
+                "(the system prompt is kept).", "warning")
+        elif self.notice.level == "info":
+            self.notice.clear()
+
+    def _on_tokens(self, events: list[TokenEvent]) -> None:
+        text = "".join(e.text for e in events)
+        self._reply_parts.append(text)
+        self.transcript.append_reply(text)
+        now = time.monotonic()
+        if self._reply_id is not None and now - self._last_save >= SAVE_EVERY_S:
+            self._last_save = now
+            try:  # a crash loses at most the last second of the reply
+                self.context.history.update_message(self._reply_id, "".join(self._reply_parts))
+            except HistoryError:
+                pass
+
+    def _end_job(self, final: FinalEvent, discard: bool = False) -> None:
+        """Settle the running reply: keep what was said, or remove it if nothing was."""
+        job, self.job = self.job, None
+        if job is not None and discard:
+            job.discard()
+        self._rate_timer.stop()
+        self.context.generationRate.emit(STATE_KEY, 0.0)
+        text = "".join(self._reply_parts) or final.text
+        reply_id, self._reply_id = self._reply_id, None
+        if reply_id is not None:
+            try:
+                if text:
+                    meta = {"finish_reason": final.finish_reason, "stats": final.stats.as_json(),
+                            "seed": final.stats.seed}
+                    self.context.history.update_message(reply_id, text, complete=True, meta=meta)
+                else:
+                    self.context.history.truncate_chat_at(reply_id)
+            except HistoryError as exc:
+                self.notice.show_message(str(exc), "error")
+        note = {"cancelled": "(stopped)", "length": "(reached the token limit)"}.get(final.finish_reason, "")
+        if final.error is not None:
+            note = "(interrupted)"
+        if text:
+            self.turns.append(Turn("assistant", text, reply_id, note))
+            self.transcript.finish_reply(text, note)
+        else:
+            self.transcript.discard_reply()
+        self.stats_label.setText(describe_final(final))
+        self.sampling.set_last_seed(final.stats.seed)
+        if final.error is not None:
+            message = error_text(final.error)
+            if isinstance(final.error, EngineCrashed):
+                message += " Send again (or Regenerate) to load it again."
+            self.notice.show_message(message, "error")
+        s = final.stats
+        handle = self.model_bar.handle
+        if s.prompt_tokens and handle is not None:
+            self.context.contextUsage.emit(STATE_KEY, s.prompt_tokens + s.completion_tokens, handle.info.n_ctx)
+        self._update_buttons()
+        self._render_timer.start()
+        self.sidebar.refresh()
+
+    def stop(self) -> None:
+        self._pending_reply = False
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+        self._update_buttons()
+
+    def regenerate(self) -> None:
+        """Replace the last reply with a new one (or answer the last message if it has no reply)."""
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        if not self.turns:
+            return
+        if self.turns[-1].role == "assistant":
+            last = self.turns.pop()
+            if last.message_id is not None:
+                self.context.history.truncate_chat_at(last.message_id)
+            self._render_transcript()
+        if self.turns and self.turns[-1].role == "user":
+            self._start_reply()
+
+    def edit_last(self) -> None:
+        """Take the last user message back into the input (it and what followed are removed)."""
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        index = next((i for i in range(len(self.turns) - 1, -1, -1) if self.turns[i].role == "user"), None)
+        if index is None:
+            return
+        turn = self.turns[index]
+        if turn.message_id is not None:
+            self.context.history.truncate_chat_at(turn.message_id)
+        del self.turns[index:]
+        self._render_transcript()
+        self.input.setPlainText(turn.content)
+        self.input.setFocus()
+        self._update_buttons()
+        self._render_timer.start()
+
+    def _render_transcript(self) -> None:
+        self.transcript.set_messages([(t.role, t.content, t.note) for t in self.turns])
+
+    def _update_buttons(self) -> None:
+        busy = self.is_generating() or self._pending_reply
+        self.stop_button.setEnabled(busy)
+        self.regenerate_button.setEnabled(bool(self.turns) and not busy)
+        self.edit_button.setEnabled(any(t.role == "user" for t in self.turns) and not busy)
+
+    def _report_rate(self) -> None:
+        if self.is_generating():
+            self.context.generationRate.emit(STATE_KEY, self.job.rate())
+            handle = self.model_bar.handle
+            if handle is not None and self._prompt_tokens:
+                self.context.contextUsage.emit(STATE_KEY, self._prompt_tokens + self.job.token_count,
+                                               handle.info.n_ctx)
+
+    # --- chats in the history --------------------------------------------------------------------
+
+    def open_chat(self, chat_id: int) -> None:
+        chat = self.context.history.get_chat(chat_id)
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        self.chat_id = chat.id
+        self.turns = [Turn(m.role, m.content, m.id, "" if m.complete else "(unfinished)")
+                      for m in chat.messages if m.role in ("user", "assistant")]
+        self.system_prompt.blockSignals(True)
+        self.system_prompt.setPlainText(chat.system_prompt)
+        self.system_prompt.blockSignals(False)
+        self._update_system_toggle()
+        self._render_transcript()
+        self.notice.clear()
+        self.stats_label.clear()
+        self.sidebar.set_current(chat.id)
+        self._update_buttons()
+        self._save_state()
+        self._render_timer.start()
+
+    def new_item(self) -> None:
+        """A new, empty chat (the system prompt stays, as a starting point)."""
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        self.chat_id = None
+        self.turns = []
+        self.transcript.clear_all()
+        self.notice.clear()
+        self.stats_label.clear()
+        self.sidebar.set_current(None)
+        self.input.setFocus()
+        self._update_buttons()
+        self._save_state()
+        self._render_timer.start()
+
+    # --- system prompt and the prompt view -------------------------------------------------------
+
+    def _on_system_toggle(self, shown: bool) -> None:
+        self.system_prompt.setVisible(shown)
+        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _on_system_changed(self) -> None:
+        self._update_system_toggle()
+        self._render_timer.start()
+        self._save_state_later()
+
+    def _update_system_toggle(self) -> None:
+        text = self.system_prompt.toPlainText().strip()
+        self.system_toggle.setText("System prompt" + (f": {title_from_text(text, 70)}" if text else " (none)"))
+
+    def _on_show_prompt(self, shown: bool) -> None:
+        self.prompt_box.setVisible(shown)
+        if shown:
+            self.update_prompt_view()
+        self._save_state_later()
+
+    def update_prompt_view(self, check_template: bool = False) -> None:
+        """Render the conversation (as the next request would send it) off the GUI thread."""
+        handle = self.model_bar.handle
+        if handle is None or (not self.prompt_box.isVisible() and not check_template):
+            return
+        if self.is_generating():
+            return  # the running job reports the prompt it used; refreshed when it ends
+        messages = [{"role": t.role, "content": t.content} for t in self.turns]
+        system = self.system_prompt.toPlainText().strip() or None
+        if self._render_call is not None:
+            self._render_call.discard()
+
+        def done(text: str) -> None:
+            self.prompt_view.set_prompt(text)
+            if self.model_notice.level == "error":
+                self.model_notice.clear()
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, EngineBusy):
+                self._render_timer.start()
+                return
+            if isinstance(exc, ChatTemplateError):
+                self.model_notice.show_message(str(exc), "error")
+            self.prompt_view.set_prompt("")
+            self.prompt_view.setPlaceholderText(error_text(exc))
+
+        self._render_call = run_in_thread(lambda: handle.render_chat(messages, system=system), done, failed,
+                                          name="tandem-render")
+
+    # --- main window hooks -----------------------------------------------------------------------
+
+    def primary_action(self) -> None:
+        self.send()
+
+    def shutdown(self) -> None:
+        if self.is_generating():
+            self._end_job(FinalEvent("cancelled", ""), discard=True)
+        self._save_state()

@@ -1,0 +1,195 @@
+"""The one object every page receives: settings, loaded models, history, the model library, app-wide signals.
+
+Pages never reach for globals; they get an ``AppContext`` in their constructor (``Page(context, parent)``),
+which keeps them testable on their own and lets two windows (or a test) hold separate state.
+
+Signals (all on the GUI thread):
+    settingsChanged(Settings)        the settings were saved (models folder, threads, theme …)
+    libraryChanged(list)             the library was rescanned: list[LibraryModel]
+    generationRate(str, float)       a pane's running generation speed, tok/s (0.0 when it ends)
+    contextUsage(str, int, int)      a pane's context used / size, in tokens (size 0: unknown)
+    statusMessage(str)               a short message for the status bar
+and ``context.models`` (ModelManager) emits loading / loaded / loadFailed / unloaded / changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.core.history import HistoryStore
+from desktop.core.settings import Settings, load_settings, save_settings
+from desktop.engine.types import LoadOptions
+from desktop.ui.model_manager import ModelManager
+from desktop.ui.workers import run_in_thread
+
+
+@dataclass(frozen=True)
+class LibraryModel:
+    """One model file the pickers offer. ``kind`` is "base", "instruct" or "unknown"."""
+
+    path: str
+    name: str
+    kind: str = "unknown"
+    broken: bool = False
+    reason: str = ""
+    size: int = 0
+    pair: str = ""  # the path of its base/instruct sibling in the library, if any
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.path).name
+
+
+def scan_library(models_dir: Path) -> list[LibraryModel]:
+    """The installed models, via the library module when it is there, else a plain walk of the folder."""
+    try:
+        from desktop.core.library import Library  # the models helper's library (path, name, kind, broken)
+    except ImportError:
+        Library = None  # noqa: N806
+    if Library is not None:
+        entries = []
+        for entry in Library(models_dir).scan():
+            path = str(getattr(entry, "path", ""))
+            if not path:
+                continue
+            broken = getattr(entry, "broken", None)  # the reason (str) when the file can't be used
+            pair = getattr(entry, "pair", None)
+            entries.append(LibraryModel(
+                path=path, name=str(getattr(entry, "name", "") or Path(path).stem),
+                kind=str(getattr(entry, "kind", "") or "unknown"),
+                broken=bool(broken), reason=broken if isinstance(broken, str) else "",
+                size=int(getattr(entry, "file_size", 0) or 0), pair=str(pair) if pair else ""))
+        return sorted(entries, key=lambda e: e.file_name.lower())
+    return _scan_folder(models_dir)
+
+
+def _scan_folder(models_dir: Path) -> list[LibraryModel]:
+    try:
+        from desktop.core import gguf_meta
+    except ImportError:
+        gguf_meta = None
+    entries = []
+    for path in sorted(models_dir.rglob("*.gguf"), key=lambda p: p.name.lower()):
+        if not path.is_file() or path.name.endswith(".part"):
+            continue
+        kind, broken, reason, name = "unknown", False, "", path.stem
+        if gguf_meta is not None:
+            try:
+                meta = gguf_meta.read_metadata(path)
+                kind, name = meta.kind, path.stem
+            except Exception as exc:  # a broken file is listed, with its reason
+                broken, reason = True, str(exc)
+        entries.append(LibraryModel(str(path), name, kind, broken, reason, path.stat().st_size))
+    return entries
+
+
+class AppContext(QObject):
+    settingsChanged = Signal(object)
+    libraryChanged = Signal(list)
+    generationRate = Signal(str, float)
+    contextUsage = Signal(str, int, int)
+    statusMessage = Signal(str)
+
+    def __init__(self, settings: Settings | None = None, history: HistoryStore | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self._settings = settings or load_settings()
+        self.history = history or HistoryStore()
+        self.models = ModelManager(self)
+        self._library: list[LibraryModel] = []
+        self._library_scanned = False
+        self._scan = None
+        self._rescan_pending = False
+
+    # --- settings --------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def update_settings(self, **changes: Any) -> Settings:
+        """Validate, save atomically and announce. Raises SettingsError (one line) for a bad value."""
+        new = dataclasses.replace(self._settings, **changes).validated()
+        save_settings(new)
+        old, self._settings = self._settings, new
+        if new.models_dir != old.models_dir:
+            self.refresh_library()
+        if {k for k in changes if k != "ui_state"}:
+            self.settingsChanged.emit(new)
+        return new
+
+    def ui_state(self, key: str) -> dict[str, Any]:
+        value = self._settings.ui_state.get(key)
+        return dict(value) if isinstance(value, dict) else {}
+
+    def set_ui_state(self, key: str, value: dict[str, Any], save: bool = True) -> None:
+        """Remember a page's state (JSON values only) in Settings.ui_state[key]."""
+        state = dict(self._settings.ui_state)
+        state[key] = value
+        if save:
+            self.update_settings(ui_state=state)
+        else:
+            self._settings = dataclasses.replace(self._settings, ui_state=state)
+
+    def load_options(self) -> LoadOptions:
+        """How models are loaded, from the settings (threads, GPU layers, context)."""
+        s = self._settings
+        return LoadOptions(n_ctx=s.default_ctx if s.default_ctx != Settings().default_ctx else None,
+                           gpu_layers=s.gpu_layers_value(), threads=s.threads or None)
+
+    # --- the model library -----------------------------------------------------------------------
+
+    @property
+    def library(self) -> list[LibraryModel]:
+        return list(self._library)
+
+    @property
+    def library_scanned(self) -> bool:
+        return self._library_scanned
+
+    def models_dir(self) -> Path:
+        return self._settings.resolved_models_dir()
+
+    def refresh_library(self) -> None:
+        """Rescan the models folder off the GUI thread; ``libraryChanged`` follows. Call after a
+        download, import or removal."""
+        if self._scan is not None:
+            self._rescan_pending = True
+            return
+        folder = self.models_dir()
+        self._scan = run_in_thread(lambda: scan_library(folder), self._on_scanned, self._on_scan_failed,
+                                   name="tandem-library-scan")
+
+    notify_library_changed = refresh_library
+
+    def _on_scanned(self, entries: list[LibraryModel]) -> None:
+        self._scan = None
+        self._library = entries
+        self._library_scanned = True
+        self.libraryChanged.emit(list(entries))
+        if self._rescan_pending:
+            self._rescan_pending = False
+            self.refresh_library()
+
+    def _on_scan_failed(self, exc: BaseException) -> None:
+        self._scan = None
+        self._library_scanned = True
+        self.statusMessage.emit(f"Could not read the models folder: {exc}")
+        self.libraryChanged.emit(list(self._library))
+
+    def library_entry(self, path: str) -> LibraryModel | None:
+        for entry in self._library:
+            if entry.path == path:
+                return entry
+        return None
+
+    # --- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self.models.shutdown()
+        self.history.close()
