@@ -1,0 +1,302 @@
+"""The engine figures: Tandem's own engine measured through the code path the panes use.
+
+Every app-side number comes from ``desktop.engine.load_model(...).complete(...)`` / ``.chat(...)`` — the
+worker process and its pipe included — and is read from the stream's ``FinalEvent.stats`` (prefill_tps,
+decode_tps, ttft_s). The client's own view (when the events actually arrived on this side of the pipe) is
+recorded beside it, so a pipe or event-handling cost would show up as a gap between the two.
+
+Each comparison is interleaved with its reference (llama-bench, or the app's own baseline) rep by rep,
+alternating which goes first so slow drift on a shared machine hits both sides alike; figures are medians.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.reference import Reference, ReferenceUnavailable, run_llama_bench
+from bench.report import Figure, Results, Target, median
+from bench.system import MB, mapped_memory
+from desktop.engine import FinalEvent, LoadOptions, SamplingParams, TokenEvent, load_model
+
+Log = Callable[[str], None]
+
+DECODE_TARGET = Target("ratio", ">=", 0.97, ">= 97 % of llama-bench")
+PREFILL_TARGET = Target("ratio", ">=", 0.97, ">= 97 % of llama-bench")
+LOGPROBS_TARGET = Target("ratio", ">=", 0.95, "costs <= 5 % decode")
+TTFT_TARGET = Target("ratio", "<=", 1.3, "turn 10 <= 1.3× turn 2")
+WORKER_MEM_TARGET = Target("value", "<=", 150, "<= 150 MB beyond the model")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    threads: int
+    reps: int = 3
+    n_gen: int = 128
+    depth: int = 1000
+    n_prompt: int = 512
+    chat_turns: int = 10
+    chat_user_tokens: int = 40
+    chat_reply_tokens: int = 24
+    compare_split_threads: bool = True
+    gpu_layers: int | str = "auto"  # the app's LoadOptions
+    ngl: int = 0  # llama-bench's -ngl (99 when the build offloads)
+    n_batch: int = 512
+    flash_attn: bool = False
+
+
+@dataclass
+class Outcome:
+    """One stream, as the engine reported it and as this side of the pipe saw it."""
+
+    final: FinalEvent
+    client_ttft_s: float | None
+    client_decode_tps: float | None
+    n_tokens: int
+
+    @property
+    def stats(self):
+        return self.final.stats
+
+
+def consume(stream, started: float) -> Outcome:
+    times: list[float] = []
+    final = None
+    for event in stream:
+        if isinstance(event, TokenEvent):
+            times.append(time.perf_counter())
+        elif isinstance(event, FinalEvent):
+            final = event
+    assert final is not None
+    if final.error is not None:
+        raise final.error
+    ttft = times[0] - started if times else None
+    tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and times[-1] > times[0] else None
+    return Outcome(final, ttft, tps, len(times))
+
+
+def letters_prompt(n_tokens: int, salt: int) -> str:
+    """Text that tokenizes to exactly ``n_tokens`` with the bench vocab (BOS + one token per letter).
+
+    Every "▁x" (space + ASCII letter) is a single token of the synth vocab and two of them never merge, so
+    the count is exact; the first letter depends on ``salt`` so two prompts share no prefix beyond BOS.
+    """
+    rng = random.Random(salt)
+    letters = [string.ascii_letters[salt % 52]] + [rng.choice(string.ascii_letters) for _ in range(n_tokens - 2)]
+    return " ".join(letters)
+
+
+@dataclass
+class EngineBench:
+    cfg: EngineConfig
+    results: Results
+    ref: Reference | None
+    log: Log = print
+    handles: dict = field(default_factory=dict)
+
+    # ----- plumbing ------------------------------------------------------------------------------
+    def load(self, key: str, path: Path, threads: int | None = None):
+        options = LoadOptions(threads=threads or self.cfg.threads, gpu_layers=self.cfg.gpu_layers,
+                              n_batch=self.cfg.n_batch, flash_attn=self.cfg.flash_attn)
+        handle = load_model(path, options)
+        self.handles[key] = handle
+        return handle
+
+    def close_all(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
+
+    def complete(self, handle, prompt: str, params: SamplingParams) -> Outcome:
+        started = time.perf_counter()
+        return consume(handle.complete(prompt, params), started)
+
+    def decode_run(self, handle, prompt: str, seed: int, logprobs: int = 0) -> Outcome:
+        """A full-length decode: retried with another seed if the random model hits EOS early."""
+        out = None
+        for attempt in range(4):
+            params = SamplingParams(max_tokens=self.cfg.n_gen, seed=seed + 7919 * attempt, logprobs=logprobs)
+            out = self.complete(handle, prompt, params)
+            if out.stats.completion_tokens >= self.cfg.n_gen // 2:
+                break
+        return out
+
+    def reference(self, model: Path, **kw) -> float | None:
+        if self.ref is None:
+            return None
+        try:
+            sample = run_llama_bench(self.ref, model, threads=self.cfg.threads, n_batch=self.cfg.n_batch,
+                                     flash_attn=self.cfg.flash_attn, gpu_layers=self.cfg.ngl, **kw)
+        except ReferenceUnavailable as exc:
+            self.results.note(f"llama-bench run failed, comparison skipped: {exc}")
+            self.ref = None
+            return None
+        return median(sample.samples_ts)
+
+    def interleave(self, reps: int, app: Callable[[int], float | None], ref: Callable[[int], float | None]):
+        """Run app and reference alternately (ABBA...); returns both sample lists."""
+        app_samples: list[float] = []
+        ref_samples: list[float] = []
+        for rep in range(reps):
+            order = (ref, app) if rep % 2 == 0 else (app, ref)
+            for fn in order:
+                value = fn(rep)
+                if value is not None:
+                    (app_samples if fn is app else ref_samples).append(value)
+        return app_samples, ref_samples
+
+    # ----- the figures ---------------------------------------------------------------------------
+    def warm_up(self, handle) -> None:
+        self.complete(handle, letters_prompt(16, 0), SamplingParams(max_tokens=8, seed=1))
+
+    def decode(self, handle, model: Path, depth: int) -> Figure:
+        prompt = letters_prompt(max(depth, 2), 1000 + depth)
+        details: list[Outcome] = []
+
+        def app(rep: int) -> float:
+            out = self.decode_run(handle, prompt, seed=100 + rep)
+            details.append(out)
+            return out.stats.decode_tps
+
+        def ref(rep: int) -> float | None:
+            return self.reference(model, n_prompt=0, n_gen=self.cfg.n_gen, depth=depth)
+
+        self.log(f"decode at depth {depth}: {self.cfg.reps} interleaved reps of {self.cfg.n_gen} tokens")
+        app_s, ref_s = self.interleave(self.cfg.reps, app, ref)
+        client = median([o.client_decode_tps for o in details])
+        note = (f"{self.cfg.n_gen} tokens after a {depth}-token context; default sampling chain; "
+                f"client-side rate (events as received through the pipe): {client:.1f} tok/s"
+                if client else "")
+        return self.results.add(Figure(
+            key=f"decode_d{depth}", label=f"Decode, depth {depth}", unit="tok/s", value=median(app_s),
+            reference=median(ref_s), reference_label="llama-bench", target=DECODE_TARGET,
+            samples=tuple(app_s), reference_samples=tuple(ref_s), note=note,
+            extra={"client_decode_tps": [o.client_decode_tps for o in details],
+                   "completion_tokens": [o.stats.completion_tokens for o in details]}))
+
+    def prefill(self, handle, model: Path) -> Figure:
+        n = self.cfg.n_prompt
+        details: list[Outcome] = []
+
+        def app(rep: int) -> float:
+            # n + 1 tokens (BOS shared with whatever the cache holds): exactly n are evaluated, as llama-bench's -p n.
+            out = self.complete(handle, letters_prompt(n + 1, 2000 + rep), SamplingParams(max_tokens=1, seed=rep))
+            details.append(out)
+            return out.stats.prefill_tps
+
+        def ref(rep: int) -> float | None:
+            return self.reference(model, n_prompt=n, n_gen=0)
+
+        self.log(f"prefill of a {n}-token prompt: {self.cfg.reps} interleaved reps")
+        app_s, ref_s = self.interleave(self.cfg.reps, app, ref)
+        evaluated = sorted({o.stats.prompt_eval_tokens for o in details})
+        return self.results.add(Figure(
+            key=f"prefill_{n}", label=f"Prefill, {n}-token prompt", unit="tok/s", value=median(app_s),
+            reference=median(ref_s), reference_label="llama-bench", target=PREFILL_TARGET,
+            samples=tuple(app_s), reference_samples=tuple(ref_s),
+            note=f"tokens evaluated per run: {evaluated} (llama-bench: {n}); batch {self.cfg.n_batch}",
+            extra={"prompt_eval_tokens": [o.stats.prompt_eval_tokens for o in details],
+                   "ttft_s": [o.stats.ttft_s for o in details]}))
+
+    def logprobs(self, handle) -> Figure:
+        prompt = letters_prompt(2, 3000)
+
+        def on(rep: int) -> float:
+            return self.decode_run(handle, prompt, seed=300 + rep, logprobs=5).stats.decode_tps
+
+        def off(rep: int) -> float:
+            return self.decode_run(handle, prompt, seed=300 + rep, logprobs=0).stats.decode_tps
+
+        self.log(f"decode with top-5 logprobs on vs off: {self.cfg.reps} interleaved reps")
+        on_s, off_s = self.interleave(self.cfg.reps, on, off)
+        return self.results.add(Figure(
+            key="logprobs_top5", label="Decode with top-5 logprobs", unit="tok/s", value=median(on_s),
+            reference=median(off_s), reference_label="logprobs off", target=LOGPROBS_TARGET,
+            samples=tuple(on_s), reference_samples=tuple(off_s)))
+
+    def chat_ttft(self, handle) -> Figure:
+        turns = self.cfg.chat_turns
+        ttft: dict[int, list[float]] = {2: [], turns: []}
+        engine_ttft: dict[int, list[float]] = {2: [], turns: []}
+        evaluated: dict[int, list[int]] = {2: [], turns: []}
+        prompt_tokens: dict[int, list[int]] = {2: [], turns: []}
+        self.log(f"chat time to first token, turn 2 vs turn {turns}: {self.cfg.reps} conversations")
+        for rep in range(self.cfg.reps):
+            messages: list[dict] = []
+            for turn in range(1, turns + 1):
+                messages.append({"role": "user",
+                                 "content": letters_prompt(self.cfg.chat_user_tokens, 5000 + 97 * rep + turn)})
+                params = SamplingParams(max_tokens=self.cfg.chat_reply_tokens, seed=rep * 100 + turn)
+                started = time.perf_counter()
+                out = consume(handle.chat(messages, params), started)
+                messages.append({"role": "assistant", "content": out.final.text})
+                if turn in ttft and out.client_ttft_s is not None:
+                    ttft[turn].append(out.client_ttft_s)
+                    engine_ttft[turn].append(out.stats.ttft_s)
+                    evaluated[turn].append(out.stats.prompt_eval_tokens)
+                    prompt_tokens[turn].append(out.stats.prompt_tokens)
+        t2, tn = median(ttft[2]), median(ttft[turns])
+        e2, en = median(engine_ttft[2]), median(engine_ttft[turns])
+        engine_ratio = f"{en / e2:.2f}×" if e2 and en else "—"
+        note = (f"time from the request to the first token event on the client (what a user sees); the "
+                f"engine's own ttft_s: turn 2 {1000 * (e2 or 0):.0f} ms, turn {turns} {1000 * (en or 0):.0f} ms "
+                f"({engine_ratio}). Prompt tokens turn 2 / {turns}: {median(prompt_tokens[2]):.0f} / "
+                f"{median(prompt_tokens[turns]):.0f}; evaluated after prefix reuse: "
+                f"{median(evaluated[2]):.0f} / {median(evaluated[turns]):.0f}")
+        return self.results.add(Figure(
+            key="chat_ttft", label=f"Chat TTFT, turn {turns} vs turn 2", unit="s", value=tn, reference=t2,
+            reference_label="turn 2", target=TTFT_TARGET, samples=tuple(ttft[turns]),
+            reference_samples=tuple(ttft[2]), note=note,
+            extra={"engine_ttft_s": {str(k): v for k, v in engine_ttft.items()},
+                   "prompt_eval_tokens": {str(k): v for k, v in evaluated.items()},
+                   "prompt_tokens": {str(k): v for k, v in prompt_tokens.items()}}))
+
+    def concurrent(self, a, b, label: str, key: str) -> Figure:
+        """Two models decoding at once (Compare) vs one alone; per-model tok/s."""
+        prompt = letters_prompt(2, 4000)
+        single: list[float] = []
+        pair: list[float] = []
+        totals: list[float] = []
+        self.log(f"{label}: {self.cfg.reps} reps")
+        for rep in range(self.cfg.reps):
+            single.append(self.decode_run(a, prompt, seed=400 + rep).stats.decode_tps)
+            outs: dict[str, Outcome] = {}
+
+            def run(name: str, handle, rep=rep, outs=outs) -> None:
+                outs[name] = self.decode_run(handle, prompt, seed=500 + rep)
+
+            threads = [threading.Thread(target=run, args=(n, h)) for n, h in (("a", a), ("b", b))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            rates = [o.stats.decode_tps for o in outs.values()]
+            pair.extend(rates)
+            totals.append(sum(rates))
+        return self.results.add(Figure(
+            key=key, label=label, unit="tok/s", value=median(pair), reference=median(single),
+            reference_label="one model alone", samples=tuple(pair), reference_samples=tuple(single),
+            note=f"per-model decode tok/s while both stream; both together: {median(totals):.1f} tok/s",
+            extra={"aggregate_tps": totals, "threads_each": a.info.threads}))
+
+    def worker_memory(self, handle, model: Path) -> Figure:
+        pid = handle.pid
+        mem = mapped_memory(pid, model) if pid else None
+        if mem is None:
+            return self.results.add(Figure(
+                key="worker_memory", label="Worker memory beyond the model", unit="MB", value=None,
+                target=WORKER_MEM_TARGET, note="not measured: needs /proc/<pid>/smaps (Linux)"))
+        info = handle.info
+        return self.results.add(Figure(
+            key="worker_memory", label="Worker memory beyond the model", unit="MB", value=mem.beyond_file / MB,
+            target=WORKER_MEM_TARGET,
+            note=(f"worker RSS {mem.rss / MB:.0f} MB, of which {mem.file_rss / MB:.0f} MB are pages of the "
+                  f"mapped model file; anonymous {mem.anon_rss / MB:.0f} MB; KV cache estimate "
+                  f"{info.kv_cache_bytes / MB:.0f} MB at n_ctx {info.n_ctx}; measured after the decode runs"),
+            extra={"rss": mem.rss, "file_rss": mem.file_rss, "anon_rss": mem.anon_rss,
+                   "kv_cache_bytes": info.kv_cache_bytes, "n_ctx": info.n_ctx}))

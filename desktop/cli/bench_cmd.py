@@ -1,0 +1,66 @@
+"""`tandem bench`: Tandem's engine measured side by side with llama.cpp's own llama-bench.
+
+The suite lives in ``bench/`` at the top of a source checkout (it builds llama-bench from source and
+writes its results there), so this command only parses its options and hands over; the bench modules
+are imported when the command runs, never when ``tandem`` starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from desktop.core.errors import TandemError
+
+SHAPES = ("0.5b", "1.5b")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark decode/prefill/latency/memory against llama-bench (from a source checkout)",
+        description="Generate a random-weight model with real 0.5B/1.5B layer shapes, build llama-bench from the "
+                    "llama.cpp inside the installed llama-cpp-python (once, cached), and measure Tandem's engine "
+                    "against it in interleaved runs: decode, prefill, logprobs cost, chat time to first token, "
+                    "two models at once, cold start, memory. Prints PASS/FAIL per target and writes JSON and "
+                    "Markdown to bench/results/.",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (a few minutes)")
+    p.add_argument("--shape", choices=SHAPES, default="0.5b", help="model shape (default: 0.5b)")
+    p.add_argument("--threads", type=_positive, default=None, metavar="N",
+                   help="threads for both Tandem and llama-bench (default: the engine's default)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="results folder (default: bench/results)")
+    p.add_argument("--reps", type=_positive, default=None, metavar="N", help="repetitions per figure")
+    p.add_argument("--no-reference", action="store_true", help="skip llama-bench: Tandem's own figures only")
+    p.add_argument("--only", default="", metavar="GROUPS",
+                   help="comma-separated subset: gui, decode, prefill, logprobs, chat, compare, memory, stall")
+    p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _bench_package():
+    """Import ``bench.run`` from the checkout this package lives in."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "bench" / "run.py").is_file():
+        raise TandemError("tandem bench runs from a source checkout (it needs the bench/ folder next to "
+                          "desktop/); clone the repository and run it there.")
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    from bench import run as bench_run
+
+    return bench_run
+
+
+def run(args: argparse.Namespace) -> int:
+    bench_run = _bench_package()
+    return bench_run.run_and_print(args)
