@@ -50,17 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = 1) -> int:
     sys.stderr.write(f"tandem: error: {message}\n")
     sys.stderr.flush()
-    return 1
+    return code
 
 
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return int(handler(args) or 0)
     except TandemError as exc:
-        return fail(str(exc))
+        return fail(str(exc), getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         sys.stderr.write("tandem: interrupted\n")
         return 130

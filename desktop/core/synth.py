@@ -64,7 +64,10 @@ def vocab(extra: int = 0) -> tuple[list[str], list[float], list[int]]:
     types += [_CONTROL, _CONTROL]
     pieces = ["\u2581"] + list(string.ascii_letters + string.digits + string.punctuation)
     pieces += ["\u2581" + c for c in string.ascii_letters]
-    pieces += ["\u2581" + w for w in _WORDS] + [w for w in _WORDS if len(w) > 1]
+    # Every prefix of every word too: SentencePiece builds a word by merging adjacent pieces, so the
+    # intermediate pieces must exist for whole words to come out as single tokens.
+    for w in _WORDS:
+        pieces += ["\u2581" + w[:i] for i in range(2, len(w) + 1)] + [w[:i] for i in range(2, len(w) + 1)]
     seen = set(tokens)
     for piece in pieces:
         if piece not in seen:

@@ -1,0 +1,430 @@
+"""The app's side of the engine: starts a worker process per model and streams its events.
+
+Nothing here imports llama_cpp: the GUI stays light and a model that crashes takes only its own worker
+with it. A dead worker becomes ``EngineCrashed`` carrying the last lines it wrote to stderr; the next
+request on the same handle starts a fresh worker (the model is loaded again).
+
+Cancel is a byte in shared memory, read by the worker between tokens and by llama.cpp's abort callback
+during prompt prefill; if the worker does not answer within ``KILL_AFTER_S`` (a GPU prefill, which has no
+abort hook), it is killed and restarted on the next request.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from desktop.core import paths
+from desktop.core.errors import EngineBusy, EngineCrashed, EngineError, ModelFileError, TandemError
+from desktop.engine.types import (
+    FinalEvent,
+    LoadInfo,
+    LoadOptions,
+    SamplingParams,
+    ScoredToken,
+    ScoreResult,
+    TokenEvent,
+    TopToken,
+)
+
+KILL_AFTER_S = 2.0
+LOAD_TIMEOUT_S = 600.0
+_ctx = multiprocessing.get_context("spawn")
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_file(path: str | os.PathLike) -> Path:
+    """Fail fast with a one-line reason before a worker is even started."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelFileError(f"No model file at {p}.")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a folder, not a GGUF model file.")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ModelFileError(f"Can't read {p.name}: {exc.strerror or exc}.") from None
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        what = "empty" if not head else "not a GGUF file"
+        raise ModelFileError(f"{p.name} is {what}: a model must be a .gguf file (it starts with 'GGUF').")
+    try:  # the deep check (truncation, absurd sizes) when the metadata reader is available
+        from desktop.core import gguf_meta
+    except ImportError:
+        return p.resolve()
+    gguf_meta.read_metadata(p)
+    return p.resolve()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
+class _Worker:
+    """One worker process and its pipe."""
+
+    def __init__(self, target, args: tuple, log_path: Path):
+        self.log_path = log_path
+        self.cancel_flag = _ctx.RawArray(ctypes.c_uint8, 2)
+        parent, child = _ctx.Pipe(duplex=True)
+        self.conn = parent
+        self.process = _ctx.Process(target=target, args=(child, *args, self.cancel_flag, str(log_path)),
+                                    daemon=True, name="tandem-engine")
+        self.process.start()
+        child.close()  # so a dead worker reads as EOF here
+
+    def crashed(self, what: str) -> EngineCrashed:
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        tail = _tail(self.log_path)
+        last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+        message = f"The model's worker process {_describe_exit(code)} while {what}."
+        if last and code not in (None, -9):
+            message += f" Last message: {last.strip()[:200]}"
+        return EngineCrashed(message + " The app is fine; the model will be loaded again on the next request.",
+                             tail, code)
+
+    def recv(self, what: str, timeout: float | None = None):
+        """Next message, or EngineCrashed if the worker died."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if self.conn.poll(0.25):
+                    return self.conn.recv()
+            except (EOFError, OSError, ConnectionResetError):
+                raise self.crashed(what) from None
+            if not self.process.is_alive():
+                # drain anything it sent just before exiting
+                try:
+                    if self.conn.poll(0):
+                        return self.conn.recv()
+                except (EOFError, OSError):
+                    pass
+                raise self.crashed(what)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(what)
+
+    def send(self, msg, what: str) -> None:
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, OSError):
+            raise self.crashed(what) from None
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+    def remove_log(self) -> None:
+        try:
+            self.log_path.unlink()
+        except OSError:
+            pass
+
+
+def _new_log_path(prefix: str) -> Path:
+    return paths.log_dir() / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
+
+
+class Stream:
+    """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread."""
+
+    def __init__(self, handle: ModelHandle, request: tuple, what: str):
+        self._handle = handle
+        self._worker = handle._worker
+        self._what = what
+        self.final: FinalEvent | None = None
+        self._cancel_at: float | None = None
+        self._lock = threading.Lock()
+        self._worker.send(request, what)
+
+    @property
+    def done(self) -> bool:
+        return self.final is not None
+
+    def cancel(self) -> None:
+        if self.final is None and self._cancel_at is None:
+            self._cancel_at = time.monotonic()
+            self._worker.cancel_flag[0] = 1
+
+    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
+        while True:
+            event = self.next_event()
+            yield event
+            if isinstance(event, FinalEvent):
+                return
+
+    def next_event(self) -> TokenEvent | FinalEvent:
+        """The next event; after the final one, the final one again."""
+        with self._lock:
+            if self.final is not None:
+                return self.final
+            try:
+                msg = self._recv()
+            except EngineCrashed as exc:
+                self._handle._worker_lost()
+                return self._finish(FinalEvent("error", "", error=exc))
+            if msg[0] == "tok":
+                _, text, token_id, logprob, top = msg
+                return TokenEvent(text, token_id, logprob, tuple(TopToken(*t) for t in top))
+            if msg[0] == "final":
+                return self._finish(msg[1])
+            error = msg[1] if msg[0] == "err" else EngineError(f"unexpected engine reply {msg[0]!r}")
+            return self._finish(FinalEvent("error", "", error=error))
+
+    def _recv(self):
+        while True:
+            timeout = None
+            if self._cancel_at is not None:
+                timeout = max(0.0, self._cancel_at + KILL_AFTER_S - time.monotonic())
+            try:
+                return self._worker.recv(self._what, timeout=timeout if timeout is not None else None)
+            except TimeoutError:
+                # the worker did not stop in time (e.g. a GPU prefill): the process is the hard stop
+                self._handle._kill_worker()
+                return ("final", FinalEvent("cancelled", ""))
+
+    def _finish(self, final: FinalEvent) -> FinalEvent:
+        self.final = final
+        self._handle._stream_done(self)
+        return final
+
+    def text(self) -> str:
+        """Run to the end and return the text; raises the stream's error, if any."""
+        final = None
+        for event in self:
+            final = event
+        assert isinstance(final, FinalEvent)
+        if final.error is not None:
+            raise final.error
+        return final.text
+
+
+class ModelHandle:
+    """A loaded model in its worker process. Use from one thread at a time per request."""
+
+    def __init__(self, path: Path, options: LoadOptions):
+        self.path = path
+        self.options = options
+        self._lock = threading.RLock()
+        self._stream: Stream | None = None
+        self._worker: _Worker | None = None
+        self.info: LoadInfo = self._start()
+        self.closed = False
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+    def _start(self) -> LoadInfo:
+        from desktop.engine.worker import worker_main
+
+        worker = _Worker(worker_main, (str(self.path), self.options), _new_log_path("worker"))
+        try:
+            reply = worker.recv(f"loading {self.path.name}", timeout=LOAD_TIMEOUT_S)
+        except EngineCrashed as exc:
+            worker.kill()
+            raise ModelFileError(
+                f"Loading {self.path.name} crashed llama.cpp ({_describe_exit(exc.exitcode)}): "
+                "the file is probably corrupt or from an unsupported model.") from None
+        except TimeoutError:
+            worker.kill()
+            raise EngineError(f"Loading {self.path.name} took longer than {LOAD_TIMEOUT_S:.0f} s.") from None
+        if reply[0] == "err":
+            worker.kill()
+            raise reply[1]
+        self._worker = worker
+        return reply[1]
+
+    @property
+    def pid(self) -> int | None:
+        w = self._worker
+        return w.process.pid if w and w.process.is_alive() else None
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None
+
+    def _ensure_worker(self) -> _Worker:
+        if self.closed:
+            raise EngineError("This model was unloaded; load it again.")
+        if self._worker is None or not self._worker.process.is_alive():
+            if self._worker is not None:
+                self._worker.kill()
+            self._worker = None
+            self.info = self._start()
+        return self._worker
+
+    def _worker_lost(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+    def _kill_worker(self) -> None:
+        worker = self._worker
+        self._worker = None
+        if worker is not None:
+            worker.kill()
+            worker.remove_log()
+
+    def _stream_done(self, stream: Stream) -> None:
+        if self._stream is stream:
+            self._stream = None
+
+    def close(self) -> None:
+        """End the worker process: the model's memory really comes back."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self._stream is not None:
+                self._stream.cancel()
+            worker, self._worker = self._worker, None
+            if worker is None:
+                return
+            try:
+                if self._stream is not None:
+                    while not isinstance(self._stream.next_event(), FinalEvent):
+                        pass
+                worker.send(("close",), "unloading")
+                worker.recv("unloading", timeout=5)
+            except (TandemError, TimeoutError):
+                pass
+            worker.kill()
+            worker.remove_log()
+
+    def __enter__(self) -> ModelHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----- requests ------------------------------------------------------------------------------
+    def _begin(self, request: tuple, what: str, replace_running: bool) -> Stream:
+        with self._lock:
+            running = self._stream
+            if running is not None and not running.done:
+                if not replace_running:
+                    raise EngineBusy("This model is still generating; stop it first.")
+                running.cancel()
+                while not isinstance(running.next_event(), FinalEvent):
+                    pass
+            worker = self._ensure_worker()
+            worker.cancel_flag[0] = 0  # only here, with no request in flight: a cancel can't be lost
+            stream = Stream(self, request, what)
+            self._stream = stream
+            return stream
+
+    def complete(self, prompt: str, params: SamplingParams | None = None, *,
+                 replace_running: bool = True) -> Stream:
+        """Raw completion: the model continues ``prompt`` as text."""
+        params = (params or SamplingParams())
+        return self._begin(("complete", str(prompt), params), "generating", replace_running)
+
+    def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
+             system: str | None = None, replace_running: bool = True) -> Stream:
+        """A chat reply: the conversation rendered with the model's own chat template."""
+        params = (params or SamplingParams())
+        msgs = [dict(m) for m in messages]
+        return self._begin(("chat", msgs, system, params), "generating", replace_running)
+
+    def _call(self, request: tuple, what: str):
+        with self._lock:
+            if self._stream is not None and not self._stream.done:
+                raise EngineBusy("This model is still generating; stop it first.")
+            worker = self._ensure_worker()
+            worker.cancel_flag[0] = 0
+            worker.send(request, what)
+            try:
+                reply = worker.recv(what)
+            except EngineCrashed:
+                self._worker_lost()
+                raise
+        if reply[0] == "err":
+            raise reply[1]
+        return reply[1]
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str:
+        """The exact text the model receives for this conversation (with the generation prompt)."""
+        return self._call(("render", [dict(m) for m in messages], system), "rendering the chat template")
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return self._call(("tokenize", text, special), "tokenizing")
+
+    def count_tokens(self, text: str, special: bool = False) -> int:
+        return len(self.tokenize(text, special))
+
+    def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
+              system: str | None = None) -> ScoreResult:
+        """Log-probabilities of ``continuation``'s own tokens after ``prompt`` (as a user message when
+        ``as_chat``), without sampling. Used by Compare's cross-scoring."""
+        tokens = self._call(("score", prompt, continuation, as_chat, system), "scoring")
+        return ScoreResult(tuple(ScoredToken(*t) for t in tokens))
+
+
+def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:
+    """Start a worker process and load the model there. Blocks until loaded (call off the GUI thread)."""
+    checked = check_model_file(path)
+    return ModelHandle(checked, options or LoadOptions())
+
+
+_hardware_cache: dict | None = None
+
+
+def hardware_report(refresh: bool = False) -> dict:
+    """CPU features, GPU devices and the llama.cpp build's backend, read in a short-lived worker."""
+    global _hardware_cache
+    if _hardware_cache is not None and not refresh:
+        return _hardware_cache
+    from desktop.engine.worker import hardware_main
+
+    log_path = _new_log_path("doctor")
+    parent, child = _ctx.Pipe(duplex=True)
+    process = _ctx.Process(target=hardware_main, args=(child, str(log_path)), daemon=True)
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(60):
+            raise EngineError("The hardware check did not answer within 60 s.")
+        kind, value = parent.recv()
+    except (EOFError, OSError):
+        raise EngineCrashed(f"The hardware check crashed: {_tail(log_path, 5)}", _tail(log_path)) from None
+    finally:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+        try:
+            log_path.unlink()
+        except OSError:
+            pass
+    if kind == "err":
+        raise value
+    _hardware_cache = value
+    return value

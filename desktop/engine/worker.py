@@ -1,0 +1,732 @@
+"""The worker process: one loaded model, driven over a pipe. The only place llama_cpp is imported.
+
+The hot loop talks to llama.cpp's C API through llama-cpp-python's ctypes bindings (``llama_decode`` +
+a ``llama_sampler`` chain), not the high-level ``Llama`` class: that class costs ~5-10 % decode speed and
+allocates an n_batch x n_vocab score buffer we don't need. Top-k logprobs come from the last logits
+(``llama_get_logits_ith``), never from ``logits_all``.
+
+Messages in: ("complete", prompt, params) | ("chat", messages, system, params) | ("render", messages,
+system) | ("tokenize", text, special) | ("score", prompt, continuation, as_chat, system) | ("close",).
+Messages out: ("tok", text, id, logprob, top) per token and ("final", FinalEvent) for streams;
+("ok", value) or ("err", exception) for the rest.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+import os
+import secrets
+import sys
+import time
+from typing import Any
+
+from desktop.core.chat_template import render_chat
+from desktop.core.errors import (
+    ContextOverflow,
+    EngineError,
+    GrammarError,
+    ModelFileError,
+    TandemError,
+)
+from desktop.engine.types import FinalEvent, GenerationStats, LoadInfo, LoadOptions, SamplingParams
+
+# Filled in by worker_main once llama_cpp is imported (keeps this module importable for tests of helpers).
+L: Any = None
+np: Any = None
+
+
+def default_threads() -> int:
+    """Roughly the physical core count: llama.cpp decodes fastest without hyper-threads."""
+    n = os.cpu_count() or 2
+    return max(1, n // 2) if n > 4 else n
+
+
+def _log_tail(path: str | None, lines: int = 30) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _strlen_abort_callback():
+    """A zero-overhead abort callback: libc's strlen on our 2-byte shared flag [flag, 0] returns 1 (true)
+    once the flag is set and 0 otherwise, without entering Python between graph nodes."""
+    try:
+        if sys.platform == "win32":
+            libc = ctypes.CDLL("msvcrt")
+        else:
+            libc = ctypes.CDLL(None)
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        return L.ggml_abort_callback(address) if address else None
+    except (OSError, AttributeError):
+        return None
+
+
+class Runner:
+    """Owns the llama.cpp model, context and the tokens currently held in its KV cache."""
+
+    def __init__(self, path: str, options: LoadOptions, cancel_flag, log_path: str | None):
+        self.path = path
+        self.options = options
+        self.cancel_flag = cancel_flag  # shared ctypes array: [flag, 0]
+        self.log_path = log_path
+        t0 = time.perf_counter()
+        L.llama_backend_init()
+        self.offload_supported = bool(L.llama_supports_gpu_offload())
+        mparams = L.llama_model_default_params()
+        gpu_layers = options.gpu_layers
+        if gpu_layers == "auto":
+            gpu_layers = 999 if self.offload_supported else 0
+        mparams.n_gpu_layers = int(gpu_layers)
+        mparams.use_mmap = bool(options.use_mmap)
+        model = L.llama_model_load_from_file(path.encode("utf-8"), mparams)
+        if not model:
+            raise ModelFileError(self._load_failure_reason())
+        self.model = model
+        self.vocab = L.llama_model_get_vocab(model)
+        self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = L.llama_model_n_ctx_train(model)
+        n_ctx = options.n_ctx or min(self.n_ctx_train or 4096, 4096)
+        self.threads = options.threads or default_threads()
+        cparams = L.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = min(options.n_batch, n_ctx)
+        cparams.n_ubatch = min(options.n_batch, n_ctx)
+        cparams.n_threads = self.threads
+        cparams.n_threads_batch = self.threads
+        cparams.no_perf = True
+        cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
+                                   else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        ctx = L.llama_init_from_model(model, cparams)
+        if not ctx:
+            L.llama_model_free(model)
+            raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens for this model "
+                              f"(out of memory?). Try a smaller context. {self._last_error_line()}".strip())
+        self.ctx = ctx
+        self.n_ctx = L.llama_n_ctx(ctx)
+        self.n_batch = L.llama_n_batch(ctx)
+        self.memory = L.llama_get_memory(ctx)
+        self._abort_cb = _strlen_abort_callback()
+        if self._abort_cb is None:  # fall back to a Python callback (costs a little per graph node)
+            self._abort_cb = L.ggml_abort_callback(lambda _data: bool(self.cancel_flag[0]))
+        L.llama_set_abort_callback(ctx, self._abort_cb, ctypes.addressof(self.cancel_flag))
+        self.tokens: list[int] = []  # what the KV cache holds, position by position
+        self.piece_cache: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._one = (L.llama_token * 1)()
+        self.bos = L.llama_vocab_bos(self.vocab)
+        self.eos = L.llama_vocab_eos(self.vocab)
+        self.add_bos = bool(L.llama_vocab_get_add_bos(self.vocab))
+        self.chat_template = self._meta("tokenizer.chat_template")
+        self.bos_text = self._special_text(self.bos)
+        self.eos_text = self._special_text(self.eos)
+        n_layer = L.llama_model_n_layer(model)
+        n_embd = L.llama_model_n_embd(model)
+        n_head = max(1, L.llama_model_n_head(model))
+        n_head_kv = L.llama_model_n_head_kv(model)
+        kv_bytes = 2 * 2 * n_layer * self.n_ctx * (n_embd * n_head_kv // n_head)
+        actual_gpu = min(int(gpu_layers), n_layer + 1) if self.offload_supported else 0
+        self.info = LoadInfo(
+            path=path,
+            name=self._meta("general.name") or os.path.basename(path),
+            architecture=self._meta("general.architecture") or "unknown",
+            n_ctx=self.n_ctx,
+            n_ctx_train=self.n_ctx_train,
+            n_vocab=self.n_vocab,
+            n_layer=n_layer,
+            n_params=int(L.llama_model_n_params(model)),
+            gpu_layers=actual_gpu,
+            backend=gpu_backend_name() if actual_gpu > 0 else "CPU",
+            load_s=time.perf_counter() - t0,
+            model_bytes=int(L.llama_model_size(model)),
+            kv_cache_bytes=kv_bytes,
+            chat_template=self.chat_template,
+            bos_text=self.bos_text,
+            eos_text=self.eos_text,
+            threads=self.threads,
+        )
+
+    # ----- helpers -------------------------------------------------------------------------------
+    def _last_error_line(self) -> str:
+        lines = [ln for ln in _log_tail(self.log_path, 60).splitlines()
+                 if "error" in ln.lower() or "failed" in ln.lower()]
+        return lines[-1].strip() if lines else ""
+
+    def _load_failure_reason(self) -> str:
+        name = os.path.basename(self.path)
+        detail = self._last_error_line()
+        for marker in ("error loading model:", "llama_model_load:"):
+            if marker in detail:
+                detail = detail.split(marker, 1)[1].strip()
+                break
+        detail = detail or "llama.cpp could not read it"
+        return f"Can't load {name}: {detail}."
+
+    def _meta(self, key: str) -> str | None:
+        size = L.llama_model_meta_val_str(self.model, key.encode(), None, 0)
+        if size < 0:
+            return None
+        buf = ctypes.create_string_buffer(size + 1)
+        L.llama_model_meta_val_str(self.model, key.encode(), buf, size + 1)
+        return buf.value.decode("utf-8", "replace")
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.piece(token, special=True).decode("utf-8", "replace")
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        if not special:
+            cached = self.piece_cache.get(token)
+            if cached is not None:
+                return cached
+        buf = self._piece_buf
+        n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        data = buf.raw[:n]
+        if not special:
+            self.piece_cache[token] = data
+        return data
+
+    def tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8", "replace")
+        capacity = len(data) + 8
+        arr = (L.llama_token * capacity)()
+        n = L.llama_tokenize(self.vocab, data, len(data), arr, capacity, add_special, parse_special)
+        if n < 0:
+            capacity = -n
+            arr = (L.llama_token * capacity)()
+            n = L.llama_tokenize(self.vocab, data, len(data), arr, capacity, add_special, parse_special)
+        return list(arr[:n])
+
+    def render(self, messages, system) -> str:
+        return render_chat(self.chat_template, messages, system=system, bos_token=self.bos_text,
+                           eos_token=self.eos_text, use_alarm=True)
+
+    def chat_tokens(self, messages, system) -> list[int]:
+        text = self.render(messages, system)
+        # Most templates write the BOS text themselves; don't add a second one.
+        add_bos = self.add_bos and not (self.bos_text and text.startswith(self.bos_text))
+        return self.tokenize(text, add_special=add_bos, parse_special=True)
+
+    def completion_tokens(self, prompt: str) -> list[int]:
+        tokens = self.tokenize(prompt, add_special=True, parse_special=False)
+        if not tokens:
+            raise EngineError("The prompt is empty: type some text for the model to continue.")
+        return tokens
+
+    def check_fits(self, n_prompt: int) -> None:
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflow(
+                f"The prompt is {n_prompt:,} tokens but the model's context holds {self.n_ctx:,}: "
+                f"shorten the prompt or load the model with a larger context.", n_prompt, self.n_ctx)
+
+    def cancelled(self) -> bool:
+        return bool(self.cancel_flag[0])
+
+    # ----- evaluation ----------------------------------------------------------------------------
+    def _reuse_prefix(self, tokens: list[int], need_logits_from: int) -> int:
+        """Keep the longest cached prefix (but re-evaluate from ``need_logits_from``); returns its length."""
+        common = 0
+        limit = min(len(self.tokens), len(tokens), need_logits_from)
+        while common < limit and self.tokens[common] == tokens[common]:
+            common += 1
+        if common < len(self.tokens):
+            if not L.llama_memory_seq_rm(self.memory, 0, common, -1):
+                L.llama_memory_clear(self.memory, True)
+                common = 0
+            del self.tokens[common:]
+        return common
+
+    def _decode(self, tokens: list[int]) -> None:
+        """Evaluate tokens after what the cache holds (logits only for the last one)."""
+        for start in range(0, len(tokens), self.n_batch):
+            if self.cancelled():
+                raise _Cancelled()
+            chunk = tokens[start:start + self.n_batch]
+            arr = (L.llama_token * len(chunk))(*chunk)
+            rc = L.llama_decode(self.ctx, L.llama_batch_get_one(arr, len(chunk)))
+            if rc != 0:
+                self._after_failed_decode()
+                if rc == 2 or self.cancelled():
+                    raise _Cancelled()
+                if rc == 1:
+                    raise ContextOverflow(
+                        f"The context is full ({self.n_ctx:,} tokens).", len(self.tokens) + len(chunk), self.n_ctx)
+                raise EngineError(f"llama.cpp failed to evaluate the prompt (code {rc}).")
+            self.tokens.extend(chunk)
+
+    def _after_failed_decode(self) -> None:
+        # An aborted batch may leave partial entries: trim the cache back to what we know it holds.
+        if not L.llama_memory_seq_rm(self.memory, 0, len(self.tokens), -1):
+            L.llama_memory_clear(self.memory, True)
+            self.tokens.clear()
+
+    def _decode_one(self, token: int) -> int:
+        self._one[0] = token
+        return L.llama_decode(self.ctx, L.llama_batch_get_one(self._one, 1))
+
+    # ----- sampling ------------------------------------------------------------------------------
+    def _make_sampler(self, p: SamplingParams, seed: int, prompt_tokens: list[int]):
+        grammar_text = p.grammar
+        if p.json_schema:
+            grammar_text = json_schema_to_grammar(p.json_schema)
+        grammar = None
+        if grammar_text:
+            grammar = L.llama_sampler_init_grammar(self.vocab, grammar_text.encode("utf-8"), b"root")
+            if not grammar:
+                raise GrammarError("The grammar is not valid GBNF (llama.cpp rejected it); check its rules "
+                                   "and that it defines 'root'.")
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if grammar:
+            L.llama_sampler_chain_add(chain, grammar)
+        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
+                self.n_vocab, p.repeat_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
+        if p.temperature <= 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+        else:
+            if p.top_k > 0:
+                L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(p.top_k))
+            if p.top_p < 1.0:
+                L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(p.top_p, 1))
+            if p.min_p > 0.0:
+                L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(p.min_p, 1))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(p.temperature))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
+        if not grammar:  # the grammar must not see prompt tokens; the penalties should
+            for tok in prompt_tokens[-max(p.repeat_last_n, 0):] if p.repeat_last_n else ():
+                L.llama_sampler_accept(chain, tok)
+        return chain
+
+    def _logprobs(self, token: int, k: int):
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+        top_logit = float(logits.max())
+        lse = top_logit + math.log(float(np.exp(logits - top_logit).sum()))
+        chosen = float(logits[token]) - lse
+        if k <= 0:
+            return chosen, ()
+        k = min(k, self.n_vocab)
+        idx = np.argpartition(logits, -k)[-k:]
+        idx = idx[np.argsort(logits[idx])[::-1]]
+        top = tuple(
+            (self.piece(int(i)).decode("utf-8", "backslashreplace"), int(i), float(logits[i]) - lse) for i in idx
+        )
+        return chosen, top
+
+    # ----- the stream ----------------------------------------------------------------------------
+    def generate(self, prompt_tokens: list[int], p: SamplingParams, send) -> FinalEvent:
+        t_start = time.perf_counter()
+        p.validate()
+        self.check_fits(len(prompt_tokens))
+        seed = p.seed if p.seed is not None else secrets.randbelow(2**32 - 1)
+        sampler = self._make_sampler(p, seed, prompt_tokens)
+        n_prompt = len(prompt_tokens)
+        stats = dict(prompt_tokens=n_prompt, seed=seed)
+        emitted: list[str] = []
+        try:
+            common = self._reuse_prefix(prompt_tokens, n_prompt - 1)
+            stats["prompt_eval_tokens"] = n_prompt - common
+            try:
+                self._decode(prompt_tokens[common:])
+            except _Cancelled:
+                return self._final("cancelled", emitted, stats, t_start, None, 0)
+            t_prefill = time.perf_counter()
+            stats["prefill_s"] = t_prefill - t_start
+            stats["prefill_tps"] = (n_prompt - common) / stats["prefill_s"] if stats["prefill_s"] > 0 else 0.0
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            stops = tuple(s for s in p.stop if s)
+            pending: list[tuple[str, int, float, tuple]] = []  # held back: may start a stop string
+            want_logprobs = p.logprobs > 0
+            t_first = None
+            n_generated = 0
+            finish = "length"
+            stop_string_hit = False
+            flag = self.cancel_flag
+            vocab = self.vocab
+            while n_generated < p.max_tokens:
+                if flag[0]:
+                    finish = "cancelled"
+                    break
+                if len(self.tokens) >= self.n_ctx:
+                    finish = "length"
+                    break
+                token = L.llama_sampler_sample(sampler, self.ctx, -1)
+                if L.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                if want_logprobs:
+                    logprob, top = self._logprobs(token, p.logprobs)
+                else:
+                    logprob, top = math.nan, ()
+                text = decoder.decode(self.piece(token))
+                n_generated += 1
+                if t_first is None:
+                    t_first = time.perf_counter()
+                if stops:
+                    pending.append((text, token, logprob, top))
+                    joined = "".join(x[0] for x in pending)
+                    cut = _find_stop(joined, stops)
+                    if cut is not None:
+                        _flush(pending, cut, emitted, send, cut_crossing=True)
+                        finish = "stop"
+                        stop_string_hit = True
+                        break
+                    _flush(pending, len(joined) - _held_suffix(joined, stops), emitted, send)
+                else:
+                    emitted.append(text)
+                    send(("tok", text, token, logprob, top))
+                if n_generated >= p.max_tokens:
+                    break  # no need to evaluate a token nothing will follow
+                rc = self._decode_one(token)
+                if rc != 0:
+                    self._after_failed_decode()
+                    finish = "cancelled" if (rc == 2 or flag[0]) else "length"
+                    break
+                self.tokens.append(token)
+            else:
+                finish = "length"
+            if pending and not stop_string_hit:
+                _flush(pending, len("".join(x[0] for x in pending)), emitted, send)
+            # Bytes of a character the model never finished (max tokens hit mid-character) are dropped:
+            # every event's text stays valid UTF-8 and the events add up to the final text.
+            return self._final(finish, emitted, stats, t_start, t_first, n_generated)
+        finally:
+            L.llama_sampler_free(sampler)
+
+    def _final(self, finish, emitted, stats, t_start, t_first, n_generated) -> FinalEvent:
+        t_end = time.perf_counter()
+        decode_s = (t_end - t_first) if t_first else 0.0
+        stats.setdefault("prompt_eval_tokens", 0)
+        stats.setdefault("prefill_s", t_end - t_start)
+        return FinalEvent(
+            finish_reason=finish,
+            text="".join(emitted),
+            stats=GenerationStats(
+                completion_tokens=n_generated,
+                ttft_s=(t_first - t_start) if t_first else 0.0,
+                decode_s=decode_s,
+                decode_tps=(n_generated - 1) / decode_s if n_generated > 1 and decode_s > 0 else 0.0,
+                **stats,
+            ),
+        )
+
+    # ----- scoring -------------------------------------------------------------------------------
+    def score(self, prompt: str, continuation: str, as_chat: bool, system: str | None):
+        """Log-probabilities of the continuation's own tokens given the prompt; no sampling."""
+        if as_chat:
+            prompt_tokens = self.chat_tokens([{"role": "user", "content": prompt}], system)
+            full = prompt_tokens + self.tokenize(continuation, add_special=False, parse_special=False)
+        else:
+            prompt_tokens = self.completion_tokens(prompt)
+            full = self.tokenize(prompt + continuation, add_special=True, parse_special=False)
+        n_keep = 0
+        while n_keep < min(len(prompt_tokens), len(full)) and prompt_tokens[n_keep] == full[n_keep]:
+            n_keep += 1
+        n_keep = max(n_keep, 1)
+        targets = full[n_keep:]
+        if not targets:
+            return ()
+        self.check_fits(len(full))
+        common = self._reuse_prefix(full, n_keep - 1)
+        batch = L.llama_batch_init(self.n_batch, 0, 1)
+        results = []
+        try:
+            pos = common
+            todo = full[common:]
+            while todo:
+                if self.cancelled():
+                    raise _Cancelled()
+                chunk, todo = todo[:self.n_batch], todo[self.n_batch:]
+                batch.n_tokens = len(chunk)
+                wanted = []
+                for i, tok in enumerate(chunk):
+                    p = pos + i
+                    batch.token[i] = tok
+                    batch.pos[i] = p
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    # logits at position p predict token p + 1
+                    need = n_keep - 1 <= p < len(full) - 1
+                    batch.logits[i] = need
+                    if need:
+                        wanted.append((i, p))
+                rc = L.llama_decode(self.ctx, batch)
+                if rc != 0:
+                    self._after_failed_decode()
+                    raise _Cancelled() if rc == 2 else EngineError(f"llama.cpp failed to score (code {rc}).")
+                self.tokens.extend(chunk)
+                for batch_i, p in wanted:
+                    logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, batch_i), shape=(self.n_vocab,))
+                    top = float(logits.max())
+                    lse = top + math.log(float(np.exp(logits - top).sum()))
+                    tok = full[p + 1]
+                    results.append((self.piece(tok).decode("utf-8", "backslashreplace"), tok,
+                                    float(logits[tok]) - lse))
+                pos += len(chunk)
+        finally:
+            L.llama_batch_free(batch)
+        return tuple(results)
+
+    def close(self) -> None:
+        L.llama_free(self.ctx)
+        L.llama_model_free(self.model)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _find_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _held_suffix(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best
+
+
+def _flush(pending: list, upto: int, emitted: list[str], send, cut_crossing: bool = False) -> None:
+    """Emit held tokens whose text lies before character ``upto``. A token crossing ``upto`` stays held,
+    unless ``cut_crossing`` (a stop string begins there): then its text before the stop is emitted."""
+    offset = 0
+    count = 0
+    for text, token, logprob, top in pending:
+        end = offset + len(text)
+        if end <= upto:
+            emitted.append(text)
+            send(("tok", text, token, logprob, top))
+        elif cut_crossing and offset < upto:
+            emitted.append(text[:upto - offset])
+            send(("tok", text[:upto - offset], token, logprob, top))
+            count += 1
+            break
+        else:
+            break
+        count += 1
+        offset = end
+    del pending[:count]
+
+
+def json_schema_to_grammar(schema: str) -> str:
+    import json
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        json.loads(schema)
+        return json_schema_to_gbnf(schema)
+    except Exception as exc:
+        raise GrammarError(f"The JSON schema can't be used for constrained output: {exc}") from None
+
+
+def gpu_backend_name() -> str:
+    devices = [d for d in list_devices() if d["type"] != "CPU"]
+    if not devices:
+        return "CPU"
+    name = devices[0]["name"]
+    for known in ("CUDA", "Metal", "MTL", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA"):
+        if name.upper().startswith(known.upper()):
+            return {"MTL": "Metal", "HIP": "ROCm"}.get(known, known)
+    return name
+
+
+def _ggml_lib():
+    try:
+        from llama_cpp import _ggml
+
+        return _ggml.libggml
+    except Exception:
+        return None
+
+
+def list_devices() -> list[dict]:
+    """GPU and CPU devices from ggml's backend registry (name, description, type, memory)."""
+    lib = _ggml_lib()
+    if lib is None or not hasattr(lib, "ggml_backend_dev_count"):
+        return []
+    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_dev_name.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_description.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_type.restype = ctypes.c_int
+    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_memory.restype = None
+    lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                            ctypes.POINTER(ctypes.c_size_t)]
+    types = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "ACCEL"}
+    out = []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        out.append({
+            "name": (lib.ggml_backend_dev_name(dev) or b"").decode(errors="replace"),
+            "description": (lib.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
+            "type": types.get(lib.ggml_backend_dev_type(dev), "other"),
+            "memory_free": free.value,
+            "memory_total": total.value,
+        })
+    return out
+
+
+def hardware_report() -> dict:
+    import importlib.metadata
+
+    L.llama_backend_init()
+    info = (L.llama_print_system_info() or b"").decode(errors="replace")
+    devices = list_devices()
+    gpus = [d for d in devices if d["type"] != "CPU"]
+    features = sorted({part.split(" = ")[0].strip() for seg in info.split("|") for part in [seg]
+                       if " = 1" in part})
+    try:
+        version = importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(sys.modules.get("llama_cpp"), "__version__", "unknown")
+    return {
+        "llama_cpp_python": version,
+        "build_backend": gpu_backend_name() if gpus else "CPU",
+        "gpu_offload_supported": bool(L.llama_supports_gpu_offload()),
+        "cpu_features": features,
+        "system_info": info.strip(),
+        "devices": devices,
+        "gpus": [{"name": d["name"], "description": d["description"], "memory_total": d["memory_total"],
+                  "memory_free": d["memory_free"]} for d in gpus],
+        "cpu_count": os.cpu_count(),
+        "default_threads": default_threads(),
+        "platform": sys.platform,
+    }
+
+
+def _import_llama():
+    global L, np
+    import llama_cpp
+    import numpy
+
+    L = llama_cpp
+    np = numpy
+
+
+def _redirect_output(log_path: str | None) -> None:
+    """Native stderr/stdout go to this worker's log; the client shows its tail if the worker dies."""
+    if not log_path:
+        return
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 2)
+    os.dup2(fd, 1)
+    os.close(fd)
+
+
+def _die_with_parent() -> None:
+    """Never outlive the app, even if it is SIGKILLed. (Not PR_SET_PDEATHSIG: that fires when the
+    *thread* that started us ends, and the app starts workers from short-lived loader threads.)"""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_main(conn, path: str, options: LoadOptions, cancel_flag, log_path: str | None) -> None:
+    """Entry point of the worker process."""
+    _redirect_output(log_path)
+    _die_with_parent()
+    try:
+        _import_llama()
+        runner = Runner(path, options, cancel_flag, log_path)
+    except TandemError as exc:
+        conn.send(("err", exc))
+        return
+    except Exception as exc:
+        conn.send(("err", EngineError(f"Loading failed: {type(exc).__name__}: {exc}")))
+        return
+    conn.send(("ok", runner.info))
+    serve(conn, runner)
+
+
+def hardware_main(conn, log_path: str | None) -> None:
+    _redirect_output(log_path)
+    _die_with_parent()
+    try:
+        _import_llama()
+        conn.send(("ok", hardware_report()))
+    except Exception as exc:
+        conn.send(("err", EngineError(f"Could not read the hardware report: {exc}")))
+
+
+def serve(conn, runner: Runner) -> None:
+    send = conn.send
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break
+        kind = msg[0]
+        if kind == "close":
+            runner.close()
+            send(("ok", None))
+            break
+        try:
+            if kind in ("complete", "chat"):
+                if kind == "complete":
+                    _, prompt, params = msg
+                    tokens = runner.completion_tokens(prompt)
+                else:
+                    _, messages, system, params = msg
+                    tokens = runner.chat_tokens(messages, system)
+                final = runner.generate(tokens, params, send)
+                send(("final", final))
+            elif kind == "render":
+                send(("ok", runner.render(msg[1], msg[2])))
+            elif kind == "tokenize":
+                send(("ok", runner.tokenize(msg[1], add_special=msg[2], parse_special=msg[2])))
+            elif kind == "score":
+                send(("ok", runner.score(*msg[1:])))
+            else:
+                send(("err", EngineError(f"unknown request {kind!r}")))
+        except _Cancelled:
+            send(("err", EngineError("cancelled")) if kind not in ("complete", "chat")
+                 else ("final", FinalEvent("cancelled", "")))
+        except TandemError as exc:
+            reply = ("final", FinalEvent("error", "", error=exc)) if kind in ("complete", "chat") else ("err", exc)
+            send(reply)
+        except ValueError as exc:  # SamplingParams.validate
+            err = EngineError(str(exc))
+            send(("final", FinalEvent("error", "", error=err)) if kind in ("complete", "chat") else ("err", err))
+        except (BrokenPipeError, EOFError, OSError):
+            break
+        except Exception as exc:  # a bug of ours: report it, keep the model loaded
+            import traceback
+
+            traceback.print_exc()
+            err = EngineError(f"Internal engine error: {type(exc).__name__}: {exc}")
+            try:
+                send(("final", FinalEvent("error", "", error=err)) if kind in ("complete", "chat") else ("err", err))
+            except OSError:
+                break
