@@ -152,8 +152,24 @@ class _Worker:
             pass
 
 
+KEEP_WORKER_LOGS_S = 3 * 24 * 3600
+_pruned = False
+
+
 def _new_log_path(prefix: str) -> Path:
-    return paths.log_dir() / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
+    """A log file for one worker. A clean unload deletes it; one kept after a crash is pruned days later."""
+    global _pruned
+    log_dir = paths.log_dir()
+    if not _pruned:
+        _pruned = True
+        cutoff = time.time() - KEEP_WORKER_LOGS_S
+        for old in [*log_dir.glob("worker-*.log"), *log_dir.glob("doctor-*.log")]:
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:
+                pass
+    return log_dir / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
 
 
 class Stream:
