@@ -93,7 +93,9 @@ class Runner:
         self.model = model
         self.vocab = L.llama_model_get_vocab(model)
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
-        self.n_ctx_train = L.llama_model_n_ctx_train(model)
+        # llama.cpp returns the GGUF's u32 context length as int32: a file claiming >= 2**31 reads as
+        # negative. Treat that (and 0) as unknown, so the default context stays min(trained, 4096).
+        self.n_ctx_train = max(0, L.llama_model_n_ctx_train(model))
         n_ctx = options.n_ctx or min(self.n_ctx_train or 4096, 4096)
         self.threads = options.threads or default_threads()
         cparams = L.llama_context_default_params()
