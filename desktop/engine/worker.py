@@ -17,6 +17,7 @@ import codecs
 import ctypes
 import math
 import os
+import re
 import secrets
 import sys
 import time
@@ -163,12 +164,19 @@ class Runner:
         return lines[-1].strip() if lines else ""
 
     def _load_failure_reason(self) -> str:
+        """The most specific reason llama.cpp logged. Its last lines are generic ("failed to load model");
+        the real cause is the "error loading model:" line, or for GGUF parse errors the gguf line before."""
         name = os.path.basename(self.path)
-        detail = self._last_error_line()
-        for marker in ("error loading model:", "llama_model_load:"):
-            if marker in detail:
-                detail = detail.split(marker, 1)[1].strip()
+        lines = [ln.strip() for ln in _log_tail(self.log_path, 60).splitlines()
+                 if "error" in ln.lower() or "failed" in ln.lower()]
+        detail = lines[-1] if lines else ""
+        for i in range(len(lines) - 1, -1, -1):
+            if "error loading model:" in lines[i]:
+                detail = lines[i].split("error loading model:", 1)[1].strip()
+                if "failed to load model from" in detail and i > 0:
+                    detail = lines[i - 1]
                 break
+        detail = re.sub(r"^[A-Za-z_][A-Za-z0-9_:]*: ", "", detail).rstrip(".")
         detail = detail or "llama.cpp could not read it"
         return f"Can't load {name}: {detail}."
 
