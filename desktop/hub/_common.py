@@ -48,7 +48,7 @@ def is_offline() -> bool:
 
 def ensure_online(what: str) -> None:
     if is_offline():
-        source = ("HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+        source = ("HF_HUB_OFFLINE is set (offline mode)" if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
                   else "offline mode is on in Tandem's settings")
         raise OfflineError(f"Cannot {what}: {source}, so nothing is sent over the network. "
                            "Models already on disk still work.")

@@ -369,7 +369,7 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
                         first = _range_start(response.headers.get("Content-Range"))
                         if first != have:
                             raise _Retry(f"server sent bytes from {first}, asked for {have}")
-                    for chunk in response.iter_raw(_CHUNK):
+                    for chunk in response.iter_raw():  # as received: a chunker would lose its buffer on a drop
                         if not chunk:
                             continue
                         room = remote.size - have
