@@ -59,7 +59,11 @@ def check_model_file(path: str | os.PathLike) -> Path:
         from desktop.core import gguf_meta
     except ImportError:
         return p.resolve()
-    gguf_meta.read_metadata(p)
+    try:
+        gguf_meta.read_metadata(p)
+    except ModelFileError as exc:  # the reader's reason names no file and no remedy: add both
+        raise ModelFileError(f"Can't load {p.name}: {exc}. Download or copy the file again, "
+                             "or pick another one.") from None
     return p.resolve()
 
 
