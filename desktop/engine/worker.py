@@ -639,6 +639,9 @@ def _import_llama():
 
 def _redirect_output(log_path: str | None) -> None:
     """Native stderr/stdout go to this worker's log; the client shows its tail if the worker dies."""
+    # On a GGML_ASSERT, ggml attaches gdb (when installed) to print a backtrace: 2-4 s before the process
+    # dies, so a corrupt file's clean error came late. The assert line itself (file:line) still lands here.
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     if not log_path:
         return
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
