@@ -16,6 +16,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -235,7 +236,7 @@ class _Reader:
             buf, start = self.buf, self.pos
             pos = start
             try:
-                for _ in range(batch):
+                for _ in repeat(None, batch):
                     pos += 8 + unpack(buf, pos)[0]
                 fast = pos <= len(buf)
             except struct.error:

@@ -369,6 +369,7 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
                         first = _range_start(response.headers.get("Content-Range"))
                         if first != have:
                             raise _Retry(f"server sent bytes from {first}, asked for {have}")
+                    first_chunk = True
                     for chunk in response.iter_raw():  # as received: a chunker would lose its buffer on a drop
                         if not chunk:
                             continue
@@ -382,7 +383,8 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
                             raise _disk_error(exc, target) from None
                         hasher.update(chunk)
                         have += len(chunk)
-                        emit()
+                        emit(force=first_chunk)  # bytes are flowing again: say so at once
+                        first_chunk = False
                         control.check()
                         if have >= remote.size:
                             break

@@ -202,7 +202,7 @@ def test_pause_keeps_the_part_and_resume_fetches_only_the_rest(fake_hub, tiny_ba
 
 
 def test_queue_is_bounded_and_runs_at_most_n_at_once(fake_hub, dest):
-    fake_hub.delay = 0.01
+    fake_hub.delay = 0.003
     manager = DownloadManager(dest, policy=FAST_RETRY, max_concurrent=1, max_queue=2)
     first = manager.download(REPO, FILE)
     second = manager.download(REPO, "tiny-instruct-Q8_0.gguf")
