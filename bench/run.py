@@ -24,7 +24,7 @@ from bench.engine_figures import EngineBench, EngineConfig  # noqa: E402
 from bench.model import SHAPES, cache_dir, ensure_model  # noqa: E402
 from bench.reference import ReferenceUnavailable, ensure_llama_bench, installed_version  # noqa: E402
 from bench.report import Figure, Results, markdown_table, write_results  # noqa: E402
-from bench.system import NoiseMeter, machine_info  # noqa: E402
+from bench.system import NoiseMeter, loadavg, machine_info  # noqa: E402
 
 Log = Callable[[str], None]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -153,13 +153,12 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
         bench.close_all()
 
     if "stall" in groups:
-        fig = gui_figures.gui_stall(results, base, instruct_model, threads=max(1, threads // 2), log=log)
-        if fig is not None:
-            _show(fig, log)
+        _show(gui_figures.gui_stall(results, base, instruct_model, threads=max(1, threads // 2),
+                                    seconds=8 if args.quick else 20, log=log), log)
 
     elapsed = time.perf_counter() - started
     foreign = noise.foreign_cpu_share(elapsed)
-    machine["loadavg_end"] = machine_info().get("loadavg_start")
+    machine["loadavg_end"] = loadavg()
     machine["elapsed_s"] = round(elapsed, 1)
     if foreign is not None:
         machine["other_processes_cores"] = round(foreign, 2)

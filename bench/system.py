@@ -50,11 +50,11 @@ def machine_info() -> dict:
         "ram_gb": round(ram / 1024**3, 1) if ram else None,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
     }
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except (OSError, AttributeError):
@@ -176,7 +176,6 @@ class NoiseMeter:
     def __init__(self) -> None:
         self._start = _busy_ticks()
         self._own_start = _own_ticks()
-        self._seen_children: dict[int, int] = {}
 
     def foreign_cpu_share(self, elapsed_s: float) -> float | None:
         """Average number of cores other processes kept busy (0.0 = a quiet machine)."""
