@@ -108,6 +108,11 @@ class Runner:
         cparams.no_perf = True
         cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
                                    else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        try:
+            _check_context_memory(model, n_ctx, int(gpu_layers) > 0 and self.offload_supported)
+        except EngineError:
+            L.llama_model_free(model)
+            raise
         ctx = L.llama_init_from_model(model, cparams)
         if not ctx:
             L.llama_model_free(model)
@@ -491,6 +496,31 @@ class Runner:
     def close(self) -> None:
         L.llama_free(self.ctx)
         L.llama_model_free(self.model)
+
+
+def _check_context_memory(model, n_ctx: int, offload: bool) -> None:
+    """Refuse a context whose KV cache and attention buffer alone exceed this machine's total memory.
+
+    llama.cpp does not fail fast there: a context of 10 million tokens on a tiny model spent 15 s, and
+    2**31 tokens over a minute, allocating before giving up. Only the physically impossible is refused
+    (total RAM + VRAM, not free memory, and the compute buffer counted at its lower estimate).
+    """
+    from desktop.core import sysmem
+    from desktop.core.fit import human_bytes, kv_cache_bytes, overhead_bytes
+
+    total = sysmem.total_ram()
+    if not total:
+        return
+    if offload:
+        total += sum(d["memory_total"] for d in list_devices() if d["type"] != "CPU")
+    n_head = max(1, L.llama_model_n_head(model))
+    need = (kv_cache_bytes(L.llama_model_n_layer(model), n_ctx, L.llama_model_n_embd(model), n_head,
+                           L.llama_model_n_head_kv(model) or n_head)
+            + overhead_bytes(0, n_ctx, n_head))
+    if need > total:
+        raise EngineError(f"A context of {n_ctx:,} tokens needs about {human_bytes(need)} of memory for this "
+                          f"model's cache, more than this machine has ({human_bytes(total)}). "
+                          "Load it with a smaller context.")
 
 
 class _Cancelled(Exception):
