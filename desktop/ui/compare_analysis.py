@@ -1,0 +1,184 @@
+"""Looking inside a compare run, without Qt: how surprising each model finds the other's text, where in
+the text that surprise sits, and how the two models' very first next-token distributions overlap.
+
+The blocking helpers (``score_when_free``, ``first_step``) call the engine and are meant for a worker
+thread; a model that is still busy with another request is waited for, and a ``cancelled()`` callable ends
+the wait, so a new run never queues behind a stale analysis.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from desktop.core.errors import EngineBusy
+from desktop.engine.types import FinalEvent, SamplingParams, ScoredToken, ScoreResult, TokenEvent, TopToken
+
+FIRST_STEP_K = 10
+_BYTE_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+# --- surprise: one number per text -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Surprise:
+    """How a model found a text: mean log-probability per token and its perplexity (exp of minus it)."""
+
+    mean_logprob: float
+    n_tokens: int
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(-self.mean_logprob) if self.n_tokens else float("nan")
+
+    @classmethod
+    def of(cls, result: ScoreResult) -> Surprise:
+        return cls(result.mean_logprob, len(result.tokens))
+
+
+def describe_ratio(own: Surprise, other: Surprise) -> str:
+    """'3.2× more surprising' — the perplexity ratio in words (other relative to own)."""
+    if not (own.n_tokens and other.n_tokens):
+        return ""
+    ratio = other.perplexity / own.perplexity if own.perplexity > 0 else float("inf")
+    if not math.isfinite(ratio):
+        return ""
+    if 0.91 <= ratio <= 1.1:
+        return "about as surprising"
+    if ratio > 1:
+        return f"{ratio:.1f}\u00d7 more surprising"
+    return f"{1 / ratio:.1f}\u00d7 less surprising"
+
+
+# --- where the surprise sits: scored tokens on the characters of the text ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSpan:
+    """A scored token's place in the output text, in Python character offsets."""
+
+    start: int
+    end: int
+    text: str
+    token_id: int
+    logprob: float
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob) if math.isfinite(self.logprob) else 0.0
+
+
+def piece_bytes(piece: str) -> bytes:
+    """A scored token's bytes. The engine shows the bytes of a token that ends inside a UTF-8 character
+    as ``\\xNN`` escapes; turn them back into bytes so pieces join into the text again."""
+    if "\\x" not in piece:
+        return piece.encode("utf-8")
+    out = bytearray()
+    pos = 0
+    for m in _BYTE_ESCAPE.finditer(piece):
+        out += piece[pos:m.start()].encode("utf-8")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += piece[pos:].encode("utf-8")
+    return bytes(out)
+
+
+def align_scored(text: str, tokens: Sequence[ScoredToken]) -> list[ScoredSpan]:
+    """Lay scored tokens over ``text``, which they were scored as.
+
+    The scorer re-tokenizes: its tokens may start with bytes that are not in the text (a tokenizer's
+    leading space, or the tail of the prompt merged into the first token), and their boundaries need not
+    match the generated tokens'. Aligning on the right, in bytes, handles both; a token that covers part of
+    a multi-byte character colours the whole character.
+    """
+    data = text.encode("utf-8")
+    pieces = [piece_bytes(t.text) for t in tokens]
+    joined = b"".join(pieces)
+    skip = len(joined) - len(data) if joined.endswith(data) else 0
+    starts = []  # byte offset of each character
+    offset = 0
+    for ch in text:
+        starts.append(offset)
+        offset += len(ch.encode("utf-8"))
+    spans: list[ScoredSpan] = []
+    pos = -skip
+    for token, piece in zip(tokens, pieces, strict=True):
+        lo, hi = max(pos, 0), min(pos + len(piece), len(data))
+        pos += len(piece)
+        if hi <= lo:
+            continue
+        c0 = bisect.bisect_right(starts, lo) - 1
+        c1 = bisect.bisect_left(starts, hi)
+        spans.append(ScoredSpan(c0, c1, token.text, token.token_id, token.logprob))
+    return spans
+
+
+# --- the first step: two next-token distributions ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """How much the two top-k lists agree: shared token texts and the probability mass they share."""
+
+    shared: frozenset[str]
+    mass: float  # sum over shared tokens of min(p_base, p_instruct): 1 = the same bet, 0 = disjoint
+    same_top: bool
+    k: int
+
+
+def overlap(base: Sequence[TopToken], instruct: Sequence[TopToken]) -> Overlap:
+    pa = {t.text: math.exp(t.logprob) for t in base}
+    pb = {t.text: math.exp(t.logprob) for t in instruct}
+    shared = frozenset(pa) & frozenset(pb)
+    same_top = bool(base and instruct and base[0].text == instruct[0].text)
+    return Overlap(shared, sum(min(pa[t], pb[t]) for t in shared), same_top, max(len(base), len(instruct)))
+
+
+# --- blocking engine calls (worker thread) -----------------------------------------------------------
+
+
+class Cancelled(Exception):
+    """The analysis was superseded (a new run started): drop it quietly."""
+
+
+def when_free(call: Callable[[], object], cancelled: Callable[[], bool], poll_s: float = 0.05):
+    """Run ``call()``; while the model is busy with another request, wait (until ``cancelled()``)."""
+    while True:
+        if cancelled():
+            raise Cancelled()
+        try:
+            return call()
+        except EngineBusy:
+            time.sleep(poll_s)
+
+
+def score_when_free(handle, prompt: str, continuation: str, *, as_chat: bool,
+                    cancelled: Callable[[], bool]) -> ScoreResult:
+    if not continuation:
+        return ScoreResult(())
+    return when_free(lambda: handle.score(prompt, continuation, as_chat=as_chat), cancelled)
+
+
+def first_step(handle, prompt: str, *, as_chat: bool, cancelled: Callable[[], bool],
+               k: int = FIRST_STEP_K) -> tuple[TopToken, ...]:
+    """The model's top-k next tokens for this input: one greedy step with logprobs. Empty if the model
+    would end its text at once (the end token is not reported as a token)."""
+    params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=k, seed=0)
+    if as_chat:
+        begin = lambda: handle.chat([{"role": "user", "content": prompt}], params,  # noqa: E731
+                                    replace_running=False)
+    else:
+        begin = lambda: handle.complete(prompt, params, replace_running=False)  # noqa: E731
+    stream = when_free(begin, cancelled)
+    top: tuple[TopToken, ...] = ()
+    for event in stream:
+        if isinstance(event, TokenEvent) and not top:
+            top = event.top
+        elif isinstance(event, FinalEvent) and event.error is not None:
+            raise event.error
+    return top

@@ -1,0 +1,403 @@
+"""The Compare pane's parts: one output column per model, the exact-inputs view and the first-step view.
+
+A column streams a model's tokens (coloured by the model's own probability through ``TokenTracker``, hover
+for the alternatives) and can instead colour the same text by how probable the *other* model finds it
+(cross-scoring), drawn as an overlay of extra selections so the two colourings never mix.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
+from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextEdit,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine.types import FinalEvent, ScoreResult, TokenEvent, TopToken
+from desktop.ui.compare_analysis import ScoredSpan, Surprise, align_scored, describe_ratio, overlap
+from desktop.ui.context import AppContext
+from desktop.ui.model_bar import ModelBar
+from desktop.ui.prompt_view import PromptView
+from desktop.ui.stats import describe_final
+from desktop.ui.token_view import TokenTracker, is_dark, probability_color, visible_token
+
+ColourMode = Literal["off", "own", "cross"]
+SIDE_COLOURS = {"base": "#2e7d5b", "instruct": "#3d5fb8"}  # the model bar's badges
+_HOW = {
+    "base": "gets your prompt as raw text and <b>continues</b> it",
+    "instruct": "gets it as a user message in its chat template and <b>answers</b> it",
+}
+
+
+def _percent(p: float) -> str:
+    return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
+
+
+def utf16_offsets(text: str) -> list[int]:
+    """Document position of each Python character offset (Qt counts UTF-16 units), one extra at the end."""
+    out, pos = [], 0
+    for ch in text:
+        out.append(pos)
+        pos += 2 if ord(ch) > 0xFFFF else 1
+    out.append(pos)
+    return out
+
+
+class OutputColumn(QWidget):
+    """One model's side: its picker, what it receives, its streamed output, stats and surprise."""
+
+    def __init__(self, context: AppContext, side: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.side = side
+        self.other = "instruct" if side == "base" else "base"
+        self.setObjectName(f"{side}Column")
+        self.bar = ModelBar(context, owner=f"compare.{side}", picker_name=f"{side}Picker", label=side.title())
+        self.bar.combo.setMinimumContentsLength(20)
+
+        self.caption = QLabel(f"The {side} model {_HOW[side]}.")
+        self.caption.setObjectName(f"{side}Caption")
+        self.caption.setWordWrap(True)
+        self.caption.setStyleSheet("color: palette(placeholder-text);")
+
+        self.output = QPlainTextEdit()
+        self.output.setObjectName(f"{side}Output")
+        self.output.setAccessibleName(f"{side.title()} model output")
+        self.output.setReadOnly(True)
+        self.output.setPlaceholderText("Its output appears here.")
+        font = QFont(self.output.font())
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        self.output.setFont(font)
+        self.output.setStyleSheet(f"QPlainTextEdit#{side}Output {{ border: 1px solid palette(mid); "
+                                  f"border-top: 3px solid {SIDE_COLOURS[side]}; border-radius: 3px; }}")
+        self.tracker = TokenTracker(self.output, interactive=False)
+        self.tracker.set_mode("probability")
+
+        self.stats = QLabel()
+        self.stats.setObjectName(f"{side}Stats")
+        self.stats.setWordWrap(True)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.surprise = QLabel()
+        self.surprise.setObjectName(f"{side}Surprise")
+        self.surprise.setWordWrap(True)
+        self.surprise.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.surprise.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.output, 1)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.surprise)
+
+        self.events: list[TokenEvent] = []
+        self.final: FinalEvent | None = None
+        self.own: ScoreResult | None = None
+        self.cross: ScoreResult | None = None
+        self.cross_spans: list[ScoredSpan] = []
+        self._mode: ColourMode = "own"
+        self._hover = _CrossHover(self)
+        self.output.viewport().installEventFilter(self._hover)
+
+    # --- streaming -------------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self.tracker.clear()
+        self.output.clear()
+        self.output.setExtraSelections([])
+        self.events, self.final, self.own, self.cross, self.cross_spans = [], None, None, None, []
+        self.stats.clear()
+        self.surprise.clear()
+
+    def append(self, events: list[TokenEvent]) -> None:
+        bar = self.output.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        self.events.extend(events)
+        self.tracker.append(events)
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    def show_progress(self, tokens: int, rate: float) -> None:
+        text = f"generating · {tokens:,} token{'s' if tokens != 1 else ''}"
+        self.stats.setText(text + (f" · {rate:.1f} tok/s" if rate else ""))
+        self.stats.setStyleSheet("")
+
+    def show_waiting(self, text: str) -> None:
+        self.stats.setText(text)
+        self.stats.setStyleSheet("")
+
+    def set_final(self, final: FinalEvent, error: str = "") -> None:
+        self.final = final
+        text = describe_final(final)
+        if error:
+            text += f" — {error}"
+        self.stats.setText(text)
+        self.stats.setStyleSheet("color: #c0392b;" if error else "")
+        if final.text and not self.events and not self.output.toPlainText():
+            self.output.setPlainText(final.text)  # a reloaded run saved without its tokens
+
+    def text(self) -> str:
+        """What the model wrote, exactly. (The editor shows the same characters, except that Qt turns a
+        carriage return or a Unicode line separator into a line break.)"""
+        if self.events:
+            return "".join(e.text for e in self.events)
+        return self.final.text if self.final is not None else self.output.toPlainText()
+
+    # --- surprise --------------------------------------------------------------------------------
+
+    def set_scores(self, own: ScoreResult | None, cross: ScoreResult | None) -> None:
+        """Show how the other model (``cross``) and this model itself (``own``) score this column's text."""
+        if own is not None:
+            self.own = own
+        if cross is not None:
+            self.cross = cross
+            self.cross_spans = align_scored(self.text(), cross.tokens)
+            if self._mode == "cross":
+                self._apply_cross()
+        self._show_surprise()
+
+    def show_scoring(self, text: str, error: bool = False) -> None:
+        self.surprise.setText(text)
+        self.surprise.setStyleSheet("color: #c0392b;" if error else "color: palette(placeholder-text);")
+
+    def _show_surprise(self) -> None:
+        if self.cross is None or not self.cross.tokens:
+            if self.final is not None and not self.text():
+                self.show_scoring("Nothing to score: this model wrote nothing.")
+            return
+        c = Surprise.of(self.cross)
+        parts = [f"Under the <b>{self.other}</b> model: {c.mean_logprob:.2f} logprob/token · perplexity "
+                 f"<b>{c.perplexity:,.1f}</b>"]
+        if self.own is not None and self.own.tokens:
+            o = Surprise.of(self.own)
+            parts.append(f"under this model: {o.mean_logprob:.2f} · perplexity {o.perplexity:,.1f}")
+            ratio = describe_ratio(o, c)
+            if ratio:
+                parts.append(f"the {self.other} model finds it <b>{ratio}</b>")
+        self.surprise.setText(" · ".join(parts))
+        self.surprise.setToolTip(
+            f"Cross-scoring: this text's exact tokens, scored by the {self.other} model given the same prompt "
+            f"({'as a reply to the user message' if self.other == 'instruct' else 'as a continuation of the raw prompt'}"
+            "). Perplexity is exp(−mean logprob): lower means less surprising. Pick “Colours: the other "
+            "model's view” to see where the surprise sits.")
+        self.surprise.setStyleSheet("")
+
+    # --- colouring -------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> ColourMode:
+        return self._mode
+
+    def set_colour_mode(self, mode: ColourMode) -> None:
+        self._mode = mode
+        self.tracker.set_mode("probability" if mode == "own" else "plain")
+        if mode == "cross":
+            self._apply_cross()
+        else:
+            self.output.setExtraSelections([])
+
+    def _apply_cross(self) -> None:
+        text = self.text()
+        positions = utf16_offsets(text)
+        dark = is_dark(self.output)
+        selections = []
+        for span in self.cross_spans:
+            if span.end > len(text):
+                break
+            sel = QTextEdit.ExtraSelection()
+            cursor = QTextCursor(self.output.document())
+            cursor.setPosition(positions[span.start])
+            cursor.setPosition(positions[span.end], QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cursor
+            fmt = QTextCharFormat()
+            fmt.setBackground(probability_color(span.probability, dark))
+            sel.format = fmt
+            selections.append(sel)
+        self.output.setExtraSelections(selections)
+
+    def cross_span_at(self, doc_position: int) -> ScoredSpan | None:
+        text = self.text()
+        positions = utf16_offsets(text)
+        for span in self.cross_spans:
+            if span.end <= len(text) and positions[span.start] <= doc_position < positions[span.end]:
+                return span
+        return None
+
+    def own_probability_at(self, doc_position: int) -> float | None:
+        index = self.tracker.index_at(doc_position)
+        return self.tracker.spans[index].probability if index is not None else None
+
+
+class _CrossHover(QObject):
+    """In "other model's view" mode, hovering a token says how likely each model found it."""
+
+    def __init__(self, column: OutputColumn):
+        super().__init__(column)
+        self.column = column
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        col = self.column
+        if col.mode != "cross" or not col.cross_spans:
+            return False
+        if event.type() == QEvent.Type.MouseMove:
+            pos: QPoint = event.position().toPoint()
+            cursor = col.output.cursorForPosition(pos)
+            position = cursor.position()
+            if col.output.cursorRect(cursor).center().x() > pos.x() and position > 0:
+                position -= 1
+            span = col.cross_span_at(position)
+            if span is None:
+                QToolTip.hideText()
+                return False
+            own = col.own_probability_at(position)
+            rows = [f"<b>{html.escape(visible_token(span.text))}</b>",
+                    f"under the {col.other} model: <b>{_percent(span.probability)}</b> "
+                    f"(logprob {span.logprob:.2f})"]
+            if own is not None:
+                rows.append(f"under the {col.side} model, as it wrote it: {_percent(own)}")
+            QToolTip.showText(col.output.viewport().mapToGlobal(pos), "<br>".join(rows), col.output.viewport())
+        elif event.type() == QEvent.Type.Leave:
+            QToolTip.hideText()
+        return False
+
+
+class InputsView(QWidget):
+    """Both exact inputs side by side: the raw prompt vs the templated one, special tokens highlighted."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("compareInputs")
+        self.base_view = PromptView(object_name="baseInput")
+        self.instruct_view = PromptView(object_name="instructInput")
+        self.instruct_view.setPlaceholderText("The templated prompt appears here once a run starts.")
+        self.base_view.setPlaceholderText("The base model's input appears here once a run starts.")
+        self.base_note = QLabel("Base model: the prompt exactly as typed — plain text, nothing added.")
+        self.instruct_note = QLabel("Instruct model: the same prompt wrapped in its chat template. The "
+                                    "highlighted special tokens mark the turns; the model still just "
+                                    "continues this text, from the assistant turn.")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        for note, view in ((self.base_note, self.base_view), (self.instruct_note, self.instruct_view)):
+            note.setWordWrap(True)
+            note.setStyleSheet("color: palette(placeholder-text);")
+            box = QVBoxLayout()
+            box.addWidget(note)
+            box.addWidget(view, 1)
+            layout.addLayout(box, 1)
+
+    def set_inputs(self, base: str | None, instruct: str | None, few_shot: bool = False) -> None:
+        if base is not None:
+            self.base_view.set_prompt(base)
+        if instruct is not None:
+            self.instruct_view.set_prompt(instruct)
+        self.base_note.setText("Base model: your prompt inside the few-shot template — still plain text."
+                               if few_shot else "Base model: the prompt exactly as typed — plain text, nothing added.")
+
+    def set_special_tokens(self, tokens: Sequence[str]) -> None:
+        self.instruct_view.set_special_tokens(tokens)
+        self.base_view.set_special_tokens(tokens)
+
+    def clear(self) -> None:
+        self.base_view.clear()
+        self.instruct_view.clear()
+
+
+class FirstStepView(QWidget):
+    """The two models' top-k next-token distributions for the prompt, side by side, with their overlap."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("firstStepView")
+        self.summary = QLabel("After a run: the first token each model would write, its top candidates, and "
+                              "how much the two distributions overlap.")
+        self.summary.setObjectName("firstStepSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.tables = {side: self._table(side) for side in ("base", "instruct")}
+        row = QHBoxLayout()
+        for side, table in self.tables.items():
+            box = QVBoxLayout()
+            title = QLabel(f"<b style='color:{SIDE_COLOURS[side]}'>{side.title()}</b> — "
+                           + ("how the text goes on" if side == "base" else "how its answer starts"))
+            box.addWidget(title)
+            box.addWidget(table, 1)
+            row.addLayout(box, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addLayout(row, 1)
+        self.base: tuple[TopToken, ...] = ()
+        self.instruct: tuple[TopToken, ...] = ()
+
+    def _table(self, side: str) -> QTableWidget:
+        table = QTableWidget(0, 2)
+        table.setObjectName(f"{side}FirstStep")
+        table.setHorizontalHeaderLabels(["token", "probability"])
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        table.setShowGrid(False)
+        return table
+
+    def clear(self, text: str = "") -> None:
+        self.base, self.instruct = (), ()
+        for table in self.tables.values():
+            table.setRowCount(0)
+        if text:
+            self.summary.setText(text)
+
+    def set_tops(self, side: str, tops: Sequence[TopToken]) -> None:
+        setattr(self, side, tuple(tops))
+        self._refresh()
+
+    def overlap(self):
+        return overlap(self.base, self.instruct)
+
+    def _refresh(self) -> None:
+        ov = self.overlap()
+        shared_bg = QColor(214, 150, 0, 70)
+        for side in ("base", "instruct"):
+            tops: tuple[TopToken, ...] = getattr(self, side)
+            table = self.tables[side]
+            table.setRowCount(len(tops))
+            for i, t in enumerate(tops):
+                p = math.exp(t.logprob) if math.isfinite(t.logprob) else 0.0
+                token = QTableWidgetItem(visible_token(t.text))
+                token.setFont(QFont("monospace"))
+                token.setToolTip(f"{t.text!r} (id {t.token_id})")
+                prob = QTableWidgetItem(f"{_percent(p)}  {'█' * max(1, round(p * 30)) if p > 0.003 else '▏'}")
+                for item in (token, prob):
+                    if t.text in ov.shared:
+                        item.setBackground(shared_bg)
+                table.setItem(i, 0, token)
+                table.setItem(i, 1, prob)
+        if not (self.base and self.instruct):
+            return
+        top = (f"both start with <code>{html.escape(visible_token(self.base[0].text))}</code>" if ov.same_top else
+               f"the base model's favourite is <code>{html.escape(visible_token(self.base[0].text))}</code>, the "
+               f"instruct model's <code>{html.escape(visible_token(self.instruct[0].text))}</code>")
+        self.summary.setText(
+            f"<b>{len(ov.shared)} of the top {ov.k}</b> tokens are shared (highlighted) · shared probability "
+            f"<b>{ov.mass * 100:.1f}%</b> · {top}. The base model predicts how the text goes on; the instruct "
+            "model predicts the start of an answer.")

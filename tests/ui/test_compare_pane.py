@@ -1,0 +1,299 @@
+"""The Compare pane over the real tiny base/instruct models: both stream, stop, presets, exact inputs, the
+history round trip, and cross-scores checked against the engine's own ``score()``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton, QWidget
+from ui_helpers import GEN_TIMEOUT_MS, LOAD_TIMEOUT_MS
+
+from desktop.engine.types import SamplingParams
+from desktop.ui.compare_analysis import align_scored
+from desktop.ui.compare_presets import DEFAULT_FEW_SHOT_TEMPLATE, FEW_SHOT_STOP, PRESETS, wrap_few_shot
+
+LONG_PROMPT = "Once upon a time"
+
+
+def shown(text: str) -> str:
+    """What an editor shows for ``text``: Qt turns CR and the Unicode separators into line breaks (the tiny
+    models write random bytes, control characters included)."""
+    for ch in ("\r", "\u2028", "\u2029", "\ufdd0"):
+        text = text.replace(ch, "\n")
+    return text
+LONG_SEED = "6"  # with max tokens 3000 and the pane's sampling: ~2,000 base and ~1,600 instruct tokens
+
+
+def open_compare(qtbot, window):
+    """Show the pane (its default pair loads) and wait for both models."""
+    window.show_page("compare")
+    pane = window.compare_pane
+    qtbot.waitUntil(lambda: all(c.bar.handle is not None or c.bar.error for c in pane.columns.values()),
+                    timeout=LOAD_TIMEOUT_MS)
+    assert not any(c.bar.error for c in pane.columns.values())
+    return pane
+
+
+def run_and_wait(qtbot, pane, analysed: bool = True):
+    pane.last_finals = None
+    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=GEN_TIMEOUT_MS)
+    if analysed:
+        qtbot.waitUntil(lambda: pane.analysis_done, timeout=GEN_TIMEOUT_MS)
+    return pane.last_finals
+
+
+def short_run(pane, prompt: str = "Who won the World Cup?", tokens: int = 24, seed: str | None = None):
+    pane.prompt_input.setPlainText(prompt)
+    pane.sampling.max_tokens.setValue(tokens)
+    if seed is not None:
+        pane.sampling.seed_pin.setChecked(True)
+        pane.sampling.seed.setText(seed)
+
+
+def test_named_widgets_and_the_default_pair(qtbot, window, tiny_base, tiny_instruct):
+    pane = window.findChild(QWidget, "comparePane")
+    assert pane is window.compare_pane
+    for cls, name in ((QComboBox, "basePicker"), (QComboBox, "instructPicker"), (QPlainTextEdit, "promptInput"),
+                      (QPushButton, "runButton"), (QPushButton, "stopButton"), (QPlainTextEdit, "baseOutput"),
+                      (QPlainTextEdit, "instructOutput")):
+        assert pane.findChild(cls, name) is not None, name
+    pane = open_compare(qtbot, window)
+    assert pane.base_picker.currentData().endswith(tiny_base.name)
+    assert pane.instruct_picker.currentData().endswith(tiny_instruct.name)
+    assert pane.columns["base"].bar.handle.info.kind == "base"
+    assert pane.columns["instruct"].bar.handle.info.kind == "instruct"
+    # picking the instruct model on the base side is allowed; the other side follows to its sibling
+    base_index = pane.base_picker.findData(pane.instruct_picker.currentData())
+    pane.base_picker.setCurrentIndex(base_index)
+    assert pane.instruct_picker.currentData().endswith(tiny_base.name)
+
+
+def test_both_columns_stream_at_once_with_one_seed(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, LONG_PROMPT, tokens=3000, seed=LONG_SEED)
+    batches = {"base": 0, "instruct": 0}
+    both_running_with_text = []
+
+    def count(side):
+        def on_tokens(_events):
+            batches[side] += 1
+            if all(j.running for j in pane.jobs.values()) and pane.base_output.toPlainText() \
+                    and pane.instruct_output.toPlainText():
+                both_running_with_text.append(True)
+        return on_tokens
+
+    pane.last_finals = None
+    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+    for side in ("base", "instruct"):
+        pane.jobs[side].tokens.connect(count(side))
+    assert not pane.run_button.isEnabled() and pane.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=GEN_TIMEOUT_MS)
+    finals = pane.last_finals
+    assert both_running_with_text, "the two columns never streamed at the same time"
+    assert batches["base"] > 1 and batches["instruct"] > 1
+    for side, output in (("base", pane.base_output), ("instruct", pane.instruct_output)):
+        final = finals[side]
+        assert final.error is None and final.finish_reason in ("stop", "length")
+        assert output.toPlainText() == shown(final.text) and final.stats.completion_tokens > 100
+        stats = pane.columns[side].stats.text()
+        assert f"{final.stats.completion_tokens:,} tokens" in stats and "tok/s" in stats and "first token" in stats
+        spans = pane.columns[side].tracker.spans  # token probabilities for the hover cards
+        assert spans and all(s.logprob is not None and math.isfinite(s.logprob) and s.top for s in spans)
+    assert finals["base"].stats.seed == finals["instruct"].stats.seed == int(LONG_SEED)
+    assert pane.run_button.isEnabled() and not pane.stop_button.isEnabled()
+
+
+def test_an_unpinned_run_draws_one_seed_for_both_and_shows_it(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane)
+    assert not pane.sampling.seed_pin.isChecked()
+    finals = run_and_wait(qtbot, pane, analysed=False)
+    seed = finals["base"].stats.seed
+    assert seed is not None and seed == finals["instruct"].stats.seed == pane.run_seed
+    assert pane.sampling.seed.text() == str(seed) and str(seed) in pane.seed_label.text()
+
+
+def test_stop_stops_both(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, LONG_PROMPT, tokens=3000, seed=LONG_SEED)
+    pane.last_finals = None
+    pane.run()
+    qtbot.waitUntil(lambda: len(pane.columns["base"].events) >= 5 and len(pane.columns["instruct"].events) >= 5,
+                    timeout=GEN_TIMEOUT_MS)
+    qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=10_000)
+    for side in ("base", "instruct"):
+        final = pane.last_finals[side]
+        assert final.finish_reason == "cancelled", side
+        assert pane.columns[side].text() == final.text and final.text  # what was written stays
+        assert pane.columns[side].output.toPlainText() == shown(final.text)
+        assert pane.columns[side].stats.text().startswith("stopped")
+    assert pane.run_button.isEnabled() and not pane.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: pane.analysis_done, timeout=GEN_TIMEOUT_MS)  # partial outputs are still scored
+    assert pane.scores["base"]["cross"].tokens and pane.scores["instruct"]["cross"].tokens
+
+
+def test_presets_fill_the_prompt_and_say_what_to_look_for(qtbot, window):
+    pane = window.compare_pane
+    assert {p.key for p in PRESETS} >= {"worldcup", "list", "summarize", "explain", "write", "translate", "story"}
+    for p in PRESETS:
+        qtbot.mouseClick(pane.preset_buttons[p.key], Qt.MouseButton.LeftButton)
+        assert pane.prompt_input.toPlainText() == p.prompt
+        assert p.look_for[:40] in pane.hint.text()
+    assert pane.prompt_input.toPlainText() == "Once upon a time"
+    pane.prompt_input.setPlainText("something of my own")
+    assert "What to look for" not in pane.hint.text()
+
+
+def test_inputs_view_shows_raw_and_templated_text(qtbot, window):
+    pane = open_compare(qtbot, window)
+    qtbot.mouseClick(pane.preset_buttons["worldcup"], Qt.MouseButton.LeftButton)
+    pane.sampling.max_tokens.setValue(8)
+    run_and_wait(qtbot, pane)
+    qtbot.mouseClick(pane.inputs_button, Qt.MouseButton.LeftButton)
+    assert pane.details.isVisible() and pane.details.currentWidget() is pane.inputs_view
+    base_view, instruct_view = pane.inputs_view.base_view, pane.inputs_view.instruct_view
+    assert base_view.toPlainText() == "Who won the World Cup?"
+    assert instruct_view.toPlainText() == ("<|im_start|>user\nWho won the World Cup?<|im_end|>\n"
+                                           "<|im_start|>assistant\n")
+    assert instruct_view.highlighted_tokens() == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
+    assert base_view.highlighted_tokens() == []
+    # the engine's own rendering is what the view shows
+    assert instruct_view.toPlainText() == pane.columns["instruct"].bar.handle.render_chat(
+        [{"role": "user", "content": "Who won the World Cup?"}])
+    qtbot.mouseClick(pane.inputs_button, Qt.MouseButton.LeftButton)
+    assert not pane.details.isVisible()
+
+
+def test_few_shot_wraps_only_the_base_input(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, "Name a large animal.", tokens=200, seed="3")
+    pane.few_shot.setChecked(True)
+    assert "Few-shot" in pane.hint.text()
+    run_and_wait(qtbot, pane, analysed=False)
+    wrapped = wrap_few_shot(DEFAULT_FEW_SHOT_TEMPLATE, "Name a large animal.")
+    assert wrapped.endswith("Q: Name a large animal.\nA:")
+    assert pane.inputs_view.base_view.toPlainText() == wrapped
+    assert "<|im_start|>user\nName a large animal.<|im_end|>" in pane.inputs_view.instruct_view.toPlainText()
+    assert FEW_SHOT_STOP not in pane.base_output.toPlainText()  # the base run stops at the next "Q:"
+    assert FEW_SHOT_STOP not in pane.run_params.stop  # the instruct model's settings are untouched
+    # a template without {prompt} is refused with one line, and nothing runs
+    pane.template_edit.setPlainText("Q: nothing here\nA:")
+    run_id, shown_before = pane.run_id, pane.base_output.toPlainText()
+    pane.run()
+    assert pane.notice.level == "error" and "{prompt}" in pane.notice.text()
+    assert not pane.is_running() and pane.run_id == run_id and pane.base_output.toPlainText() == shown_before
+
+
+def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, "Who won the World Cup?", tokens=40, seed="11")
+    finals = run_and_wait(qtbot, pane)
+    base_handle = pane.columns["base"].bar.handle
+    instruct_handle = pane.columns["instruct"].bar.handle
+    prompt = "Who won the World Cup?"
+    base_text, instruct_text = finals["base"].text, finals["instruct"].text
+    assert base_text and instruct_text
+    expected = {
+        # the base output scored by the instruct model, as its reply to the user message
+        "base": instruct_handle.score(prompt, base_text, as_chat=True),
+        # the instruct output scored by the base model, as a continuation of the raw prompt
+        "instruct": base_handle.score(prompt, instruct_text),
+    }
+    for side in ("base", "instruct"):
+        got = pane.scores[side]["cross"]
+        assert [t.token_id for t in got.tokens] == [t.token_id for t in expected[side].tokens]
+        assert [t.logprob for t in got.tokens] == pytest.approx([t.logprob for t in expected[side].tokens],
+                                                                 abs=1e-4)
+        assert all(math.isfinite(t.logprob) and t.logprob <= 0 for t in got.tokens)
+        assert math.isfinite(got.mean_logprob)
+        col = pane.columns[side]
+        assert col.cross is got
+        assert f"{got.mean_logprob:.2f} logprob/token" in col.surprise.text()
+        assert f"{math.exp(-got.mean_logprob):,.1f}" in col.surprise.text()
+    # own scores too: each output under its own model
+    own_instruct = instruct_handle.score(prompt, instruct_text, as_chat=True)
+    assert [t.logprob for t in pane.scores["instruct"]["own"].tokens] == pytest.approx(
+        [t.logprob for t in own_instruct.tokens], abs=1e-4)
+    # colouring by the other model's view: one overlay range per scored token that lies in the text
+    pane.colour_mode.setCurrentIndex(pane.colour_mode.findData("cross"))
+    for side in ("base", "instruct"):
+        col = pane.columns[side]
+        spans = align_scored(col.text(), col.cross.tokens)
+        assert spans and len(col.output.extraSelections()) == len(spans)
+        assert col.tracker.mode == "plain"
+        # the scored tokens cover the whole text, in order, without gaps (byte tokens of one multi-byte
+        # character share that character)
+        assert spans[0].start == 0 and spans[-1].end == len(col.text())
+        for before, after in zip(spans, spans[1:]):
+            assert before.start <= after.start <= before.end <= after.end
+            if after.start < before.end:
+                assert after.start == before.end - 1 and len(col.text()[after.start].encode()) > 1
+    pane.colour_mode.setCurrentIndex(pane.colour_mode.findData("own"))
+    assert not pane.base_output.extraSelections() and pane.columns["base"].tracker.mode == "probability"
+
+
+def test_first_step_shows_both_distributions_and_their_overlap(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, "Who won the World Cup?", tokens=4, seed="1")
+    run_and_wait(qtbot, pane)
+    fs = pane.first_step_view
+    assert len(fs.base) == 10 and len(fs.instruct) == 10
+    direct = pane.columns["base"].bar.handle.complete(
+        "Who won the World Cup?", SamplingParams(temperature=0, max_tokens=1, logprobs=10))
+    top = next(iter(direct)).top
+    assert [t.token_id for t in fs.base] == [t.token_id for t in top]
+    ov = fs.overlap()
+    assert 0.0 <= ov.mass <= 1.0 and len(ov.shared) <= 10
+    assert f"{len(ov.shared)} of the top 10" in fs.summary.text()
+    assert fs.tables["base"].rowCount() == 10 and fs.tables["instruct"].rowCount() == 10
+
+
+def test_a_saved_run_reloads_and_exports(qtbot, make_window, tmp_path):
+    window = make_window()
+    pane = open_compare(qtbot, window)
+    short_run(pane, "Explain why the sky is blue.", tokens=30, seed="21")
+    finals = run_and_wait(qtbot, pane)
+    run_id = pane.run_id
+    assert run_id is not None and pane.sidebar.items()[0].id == run_id
+    texts = {s: pane.columns[s].text() for s in ("base", "instruct")}
+    stats = {s: pane.columns[s].stats.text() for s in ("base", "instruct")}
+    surprise = {s: pane.columns[s].surprise.text() for s in ("base", "instruct")}
+    templated = pane.inputs_view.instruct_view.toPlainText()
+    top_base = [t.text for t in pane.first_step_view.base]
+
+    # export: both columns, settings, stats
+    path = pane.export_markdown(tmp_path / "run.md")
+    markdown = path.read_text(encoding="utf-8")
+    assert "Explain why the sky is blue." in markdown
+    for side in ("base", "instruct"):
+        assert finals[side].text in markdown
+        assert f"{finals[side].stats.completion_tokens} tokens" in markdown
+    assert "| seed | 21 |" in markdown and "| temperature | 0.7 |" in markdown
+    assert "<|im_start|>assistant" in markdown and "Under the instruct model" in markdown
+    assert "First step" in markdown
+
+    # a new run empties the pane; opening the saved one brings everything back
+    pane.new_item()
+    assert pane.base_output.toPlainText() == "" and pane.prompt_input.toPlainText() == ""
+    pane.open_run(run_id)
+    assert pane.prompt_input.toPlainText() == "Explain why the sky is blue."
+    for side in ("base", "instruct"):
+        col = pane.columns[side]
+        assert col.text() == texts[side] and col.stats.text() == stats[side]
+        assert col.surprise.text() == surprise[side]
+        assert len(col.tracker.spans) > 0 and all(s.top for s in col.tracker.spans)
+    assert pane.inputs_view.instruct_view.toPlainText() == templated
+    assert [t.text for t in pane.first_step_view.base] == top_base
+    assert pane.sampling.seed.text() == "21"
+
+    # and after a restart on the same TANDEM_HOME, the pane reopens the last run
+    window.close()
+    again = make_window()
+    again.show_page("compare")
+    restored = again.compare_pane
+    assert restored.run_id == run_id
+    assert {s: restored.columns[s].text() for s in ("base", "instruct")} == texts
