@@ -6,8 +6,8 @@ the ``spawn`` start method re-executing the bundle), streams a raw completion an
 reads the files' metadata, and opens the main window (offscreen when there is no display). Each check
 prints ``ok``/``FAIL`` with its time as it finishes, so a packager sees where a broken build stops.
 
-Nothing is downloaded and nothing is kept: the models live in a temporary folder that is removed at
-the end, and the worker logs are removed when the models are unloaded.
+Nothing is downloaded and the person's own files are never touched: the run uses a scratch folder as
+``TANDEM_HOME`` (models, settings, logs), removed at the end unless a check failed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -191,29 +192,41 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _application():
+    """The QApplication, set up as ``desktop.app.main`` does (name, desktop id, window icon)."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.core import paths
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "tandem"])
+        app.setApplicationName(paths.APP_NAME)
+        app.setDesktopFileName(paths.APP_ID)
+        app.setWindowIcon(QIcon(str(paths.resources_dir() / "icons" / "tandem.svg")))
+    return app
+
+
 def check_main_window(state: _State) -> str:
     if not _has_display() and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before the QApplication exists
     from PySide6.QtGui import QImageReader  # lazy: the engine checks above must not need Qt
-    from PySide6.QtWidgets import QApplication
 
     from desktop.app import create_main_window
 
-    window = create_main_window()
-    app = QApplication.instance()
-    _expect(app is not None, "no QApplication after creating the main window")
+    app = _application()
     formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
     missing = sorted({"png", "svg", "ico"} - formats)
     _expect(not missing, f"Qt image plugins missing for: {', '.join(missing)}")
+    window = create_main_window()
     try:
         window.show()
         app.processEvents()
         _expect(window.isVisible(), "the main window did not become visible")
         _expect("Tandem" in window.windowTitle(), f"window title {window.windowTitle()!r}")
         icon = window.windowIcon()
-        if icon.isNull():
-            icon = app.windowIcon()
-        _expect(not icon.isNull(), "the window has no icon")
+        _expect(not icon.pixmap(64, 64).isNull(), "the window icon does not render (SVG icon plugin missing?)")
         size = window.size()
         platform_name = app.platformName()
     finally:
@@ -221,7 +234,7 @@ def check_main_window(state: _State) -> str:
         window.deleteLater()
         app.processEvents()
     _expect(not window.isVisible(), "the main window did not close")
-    return f"{size.width()}x{size.height()} on the {platform_name!r} platform, opened and closed"
+    return f"{size.width()}x{size.height()} on the {platform_name!r} platform, icon renders, closed again"
 
 
 CHECKS: tuple[tuple[str, Callable[[_State], str], tuple[str, ...]], ...] = (
@@ -247,25 +260,49 @@ def describe_install() -> str:
     return f"Tandem {__version__} selftest: {where}; {platform.system()} {platform.machine()}"
 
 
+@dataclass(frozen=True)
+class SelftestRun:
+    results: list[CheckResult]
+    kept_folder: Path | None  # the scratch folder (models, logs), kept only when something failed
+
+    @property
+    def ok(self) -> bool:
+        return all_passed(self.results)
+
+
 def run_selftest(*, gui: bool = True, report: Callable[[CheckResult], None] | None = None,
-                 temp_root: str | None = None) -> list[CheckResult]:
-    """Run every check in order and return the results; ``report`` sees each one as it finishes."""
+                 temp_root: str | None = None) -> SelftestRun:
+    """Run every check in order; ``report`` sees each result as it finishes.
+
+    Everything happens in a scratch folder that also serves as ``TANDEM_HOME``, so a selftest never
+    touches the person's own settings, history, models or logs. When a check fails the folder is kept
+    (it holds the engine workers' logs and the traceback) and its path is returned.
+    """
     results: list[CheckResult] = []
     passed: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="tandem-selftest-", dir=temp_root) as tmp:
-        state = _State(Path(tmp))
-        try:
-            for name, func, needs in CHECKS:
-                result = _run_one(name, func, needs, state, passed, gui)
-                if result.status == "ok":
-                    passed.add(name)
-                results.append(result)
-                if report is not None:
-                    report(result)
-        finally:
-            for handle in state.handles.values():
-                handle.close()
-    return results
+    folder = Path(tempfile.mkdtemp(prefix="tandem-selftest-", dir=temp_root))
+    saved_home = os.environ.get("TANDEM_HOME")
+    os.environ["TANDEM_HOME"] = str(folder / "home")
+    state = _State(folder)
+    try:
+        for name, func, needs in CHECKS:
+            result = _run_one(name, func, needs, state, passed, gui)
+            if result.status == "ok":
+                passed.add(name)
+            results.append(result)
+            if report is not None:
+                report(result)
+    finally:
+        for handle in state.handles.values():
+            handle.close()
+        if saved_home is None:
+            os.environ.pop("TANDEM_HOME", None)
+        else:
+            os.environ["TANDEM_HOME"] = saved_home
+    if all_passed(results):
+        shutil.rmtree(folder, ignore_errors=True)
+        return SelftestRun(results, None)
+    return SelftestRun(results, folder)
 
 
 def _run_one(name: str, func: Callable[[_State], str], needs: tuple[str, ...], state: _State,

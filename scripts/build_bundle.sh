@@ -65,10 +65,15 @@ echo "built $EXE in $(( $(date +%s) - start )) s"
 echo "bundle size: $(du -sh "$BUNDLE" | cut -f1) on disk"
 
 if [ "$SELFTEST" = 1 ]; then
-  home=$(mktemp -d)
-  # A clean environment, as on a machine without Python: no venv on PATH, no PYTHONPATH, a fresh HOME.
-  env -i HOME="$home" PATH=/usr/bin:/bin TMPDIR="${TMPDIR:-/tmp}" LANG=C.UTF-8 "$EXE" selftest
-  rm -rf "$home"
+  if [ "$OS" = windows ]; then
+    # Windows programs need SystemRoot and friends: drop only what points at a Python installation.
+    env -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV "$EXE" selftest
+  else
+    home=$(mktemp -d)
+    # A clean environment, as on a machine without Python: no venv on PATH, no PYTHONPATH, a fresh HOME.
+    env -i HOME="$home" PATH=/usr/bin:/bin TMPDIR="${TMPDIR:-/tmp}" LANG=C.UTF-8 "$EXE" selftest
+    rm -rf "$home"
+  fi
 fi
 
 if [ "$ARCHIVE" = 1 ]; then

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from desktop.selftest import all_passed, describe_install, format_result, run_selftest
+    from desktop.selftest import describe_install, format_result, run_selftest
 
     def report(result) -> None:
         if not args.json:
@@ -30,17 +30,19 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(describe_install(), flush=True)
-    results = run_selftest(gui=not args.no_gui, report=report)
-    ok = all_passed(results)
+    outcome = run_selftest(gui=not args.no_gui, report=report)
+    results = outcome.results
     total = sum(r.seconds for r in results)
+    kept = str(outcome.kept_folder) if outcome.kept_folder else None
     if args.json:
-        json.dump({"ok": ok, "install": describe_install(), "seconds": round(total, 3),
-                   "checks": [r.as_json() for r in results]}, sys.stdout, ensure_ascii=False)
+        json.dump({"ok": outcome.ok, "install": describe_install(), "seconds": round(total, 3),
+                   "checks": [r.as_json() for r in results], "kept_folder": kept}, sys.stdout,
+                  ensure_ascii=False)
         sys.stdout.write("\n")
+    elif outcome.ok:
+        print(f"All {sum(r.status == 'ok' for r in results)} checks passed in {total:.1f} s.")
     else:
         failed = [r.name for r in results if r.status == "FAIL"]
-        if ok:
-            print(f"All {sum(r.status == 'ok' for r in results)} checks passed in {total:.1f} s.")
-        else:
-            print(f"selftest FAILED ({len(failed)} of {len(results)} checks): {', '.join(failed)}")
-    return 0 if ok else 1
+        print(f"selftest FAILED ({len(failed)} of {len(results)} checks): {', '.join(failed)}")
+        print(f"Logs and the test models are kept in {kept}")
+    return 0 if outcome.ok else 1
