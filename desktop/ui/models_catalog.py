@@ -1,0 +1,229 @@
+"""The catalog of base/instruct pairs as a table: quant choice, download size and the fit for this machine.
+
+The verdict is for the *pair* loaded at once (what Compare does) at the default context, from
+``Family.pair_fit`` in desktop/core/catalog.py; its one-line explanation is the cell's tooltip, so a person
+can check the arithmetic. Rows only hold data the page hands in; nothing here blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.catalog import Catalog, Family
+from desktop.core.fit import FitEstimate, human_bytes
+from desktop.ui.models_common import FIT_STYLE, MachineMemory, badge_cell, format_ctx
+
+COLUMNS = ("Pair", "Licence", "Context", "Quant", "Download", "Fit", "")
+COL_PAIR, COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(COLUMNS))
+
+
+def pair_quants(fam: Family) -> list[str]:
+    """Quants both halves offer, the default first (a pair is downloaded at one quant)."""
+    common = [q for q in fam.base.quants if q in fam.instruct.quants]
+    default = fam.base.default_quant if fam.base.default_quant in common else (common[0] if common else "")
+    return [default] + [q for q in common if q != default] if default else [fam.base.default_quant]
+
+
+def pair_files(fam: Family, quant: str | None) -> list:
+    """The base and instruct CatalogFile at ``quant`` (each side's default where it lacks that quant)."""
+    return [v.file_for(quant if quant in v.quants else None) for v in (fam.base, fam.instruct)]
+
+
+def pair_fit(fam: Family, memory: MachineMemory | None, n_ctx: int, quant: str | None) -> FitEstimate:
+    ram = memory.free_ram if memory else None
+    vram = memory.free_vram if memory else None
+    return fam.pair_fit(ram, min(n_ctx, fam.context_length), quant, free_vram=vram)
+
+
+class CatalogView(QWidget):
+    """One row per catalog family; ``downloadRequested`` carries [(repo, file), ...] for a whole pair."""
+
+    downloadRequested = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("catalogView")
+        self.catalog: Catalog | None = None
+        self.memory: MachineMemory | None = None
+        self.n_ctx = 4096
+        self.installed: set[str] = set()  # lower-case file names present in the library
+        self.busy: Callable[[str, str], bool] = lambda repo, file: False
+        self.offline: str | None = None
+        self.quant_choice: dict[str, str] = {}
+        self.families: list[Family] = []
+
+        self.memory_label = QLabel("Reading this machine's free memory…")
+        self.memory_label.setObjectName("memoryLabel")
+        self.memory_label.setStyleSheet("color: palette(placeholder-text);")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("catalogTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_PAIR, QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.table.verticalHeader().setDefaultSectionSize(36)
+        fit_header = self.table.horizontalHeaderItem(COL_FIT)
+        fit_header.setToolTip("Base and instruct loaded together (as Compare does), weights + KV cache + overhead, "
+                              "against this machine's free memory")
+
+        top = QHBoxLayout()
+        top.addWidget(self.memory_label, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+
+    # --- inputs ----------------------------------------------------------------------------------
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.families = catalog.pairs_by_size()
+        self.refresh()
+
+    def set_memory(self, memory: MachineMemory | None) -> None:
+        self.memory = memory
+        self.refresh()
+
+    def set_context(self, n_ctx: int, installed: set[str], offline: str | None) -> None:
+        self.n_ctx, self.installed, self.offline = n_ctx, installed, offline
+        self.refresh()
+
+    # --- the table -------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        if self.memory is not None:
+            self.memory_label.setText(f"This machine: {self.memory.describe()}. Fit is for both models loaded "
+                                      f"at once with up to {self.n_ctx:,} tokens of context.")
+        self.table.setRowCount(len(self.families))
+        for row, fam in enumerate(self.families):
+            self._fill_row(row, fam)
+
+    def _fill_row(self, row: int, fam: Family) -> None:
+        quants = pair_quants(fam)
+        quant = self.quant_choice.get(fam.id, quants[0])
+        files = pair_files(fam, quant)
+        size = sum(f.size for f in files)
+        approximate = not all(f.confirmed for f in files)
+
+        title = QTableWidgetItem(fam.title)
+        font = title.font()
+        font.setBold(True)
+        title.setFont(font)
+        title.setData(Qt.ItemDataRole.UserRole, fam.id)
+        tip = [f"Base: {files[0].repo} / {files[0].file}", f"Instruct: {files[1].repo} / {files[1].file}"]
+        if fam.note:
+            tip.append(fam.note)
+        title.setToolTip("\n".join(tip))
+        self.table.setItem(row, COL_PAIR, title)
+        self.table.setItem(row, COL_LICENCE, QTableWidgetItem(fam.license))
+        ctx = QTableWidgetItem(format_ctx(fam.context_length))
+        ctx.setToolTip(f"Trained context: {fam.context_length:,} tokens")
+        self.table.setItem(row, COL_CTX, ctx)
+
+        holder = self.table.cellWidget(row, COL_QUANT)
+        combo = holder.findChild(QComboBox) if holder is not None else None
+        if combo is None or [combo.itemText(i) for i in range(combo.count())] != quants:
+            combo = QComboBox()
+            combo.setObjectName("quantCombo")
+            combo.setMinimumContentsLength(7)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.addItems(quants)
+            combo.setEnabled(len(quants) > 1)
+            combo.setToolTip("Quantization: fewer bits download faster and need less memory; Q8_0 is closest "
+                             "to the original, Q4_K_M the usual balance.")
+            combo.currentTextChanged.connect(lambda q, fid=fam.id: self._on_quant(fid, q))
+            holder = QWidget()
+            box = QHBoxLayout(holder)
+            box.setContentsMargins(4, 3, 4, 3)
+            box.addWidget(combo)
+            self.table.setCellWidget(row, COL_QUANT, holder)
+        if combo.currentText() != quant:
+            combo.blockSignals(True)
+            combo.setCurrentText(quant)
+            combo.blockSignals(False)
+
+        size_item = QTableWidgetItem(("≈ " if approximate else "") + human_bytes(size))
+        size_item.setToolTip(f"Base {human_bytes(files[0].size)} + instruct {human_bytes(files[1].size)}"
+                             + ("\nApproximate: the hub's exact size is used when downloading." if approximate else ""))
+        size_item.setData(Qt.ItemDataRole.UserRole, size)
+        self.table.setItem(row, COL_SIZE, size_item)
+
+        self.table.setCellWidget(row, COL_FIT, self._fit_badge(fam, quant))
+        self.table.setCellWidget(row, COL_ACTION, self._action(fam, files))
+
+    def _fit_badge(self, fam: Family, quant: str) -> QWidget:
+        if self.memory is None:
+            return badge_cell("…", None, "Reading this machine's free memory")
+        fit = pair_fit(fam, self.memory, self.n_ctx, quant)
+        return badge_cell(fit.verdict, FIT_STYLE[fit.verdict], fit.explanation)
+
+    def _action(self, fam: Family, files: list) -> QWidget:
+        holder = QWidget()
+        layout = QHBoxLayout(holder)
+        layout.setContentsMargins(4, 2, 4, 2)
+        have = [f.file.lower() in self.installed for f in files]
+        busy = [self.busy(f.repo, f.file) for f in files]
+        button = QPushButton()
+        button.setObjectName("downloadPairButton")
+        missing = [(f.repo, f.file) for f, h, b in zip(files, have, busy, strict=True) if not h and not b]
+        if all(have):
+            button.setText("Installed ✓")
+            button.setEnabled(False)
+            button.setToolTip("Both models of this pair are in your library")
+        elif any(busy) and not missing:
+            button.setText("Downloading…")
+            button.setEnabled(False)
+            button.setToolTip("See the Downloads tab")
+        else:
+            which = "instruct" if have[0] else "base" if have[1] else ""
+            button.setText(f"Get the {which} model" if which else "Download pair")
+            button.setToolTip("Queues " + " and ".join(f for _r, f in missing))
+            button.setEnabled(self.offline is None)
+            if self.offline:
+                button.setToolTip(self.offline)
+            button.clicked.connect(lambda _=False, m=missing: self.downloadRequested.emit(list(m)))
+        layout.addWidget(button)
+        return holder
+
+    def _on_quant(self, family_id: str, quant: str) -> None:
+        self.quant_choice[family_id] = quant
+        row = next((i for i, f in enumerate(self.families) if f.id == family_id), None)
+        if row is not None:
+            self._fill_row(row, self.families[row])
+
+    # --- for the page and tests ------------------------------------------------------------------
+
+    def row_of(self, family_id: str) -> int:
+        return next(i for i, f in enumerate(self.families) if f.id == family_id)
+
+    def verdict(self, family_id: str) -> str:
+        holder = self.table.cellWidget(self.row_of(family_id), COL_FIT)
+        return holder.findChild(QLabel, "fitVerdict").text()
+
+    def action_button(self, family_id: str) -> QPushButton:
+        return self.table.cellWidget(self.row_of(family_id), COL_ACTION).findChild(QPushButton)
+
+    def quant_combo(self, family_id: str) -> QComboBox:
+        return self.table.cellWidget(self.row_of(family_id), COL_QUANT).findChild(QComboBox)

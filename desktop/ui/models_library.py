@@ -1,0 +1,408 @@
+"""The library as a person sees it: installed models with their metadata, kind and pair; broken files with
+the reason; Import (copy or link), Remove (confirmed) and Open folder.
+
+The list comes from ``desktop.core.library.Library.scan()`` on a worker thread (its metadata cache makes a
+rescan cost a ``stat`` per file). The view rescans whenever the app's ``libraryChanged`` fires, and asks
+the app to rescan (``AppContext.refresh_library``) after an import or removal, so the panes' pickers follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QBrush, QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.fit import human_bytes
+from desktop.ui.models_common import (
+    ERROR_COLOR,
+    KIND_STYLE,
+    badge_cell,
+    error_text,
+    format_ctx,
+    format_params,
+)
+from desktop.ui.workers import run_in_thread
+
+COLUMNS = ("Model", "Kind", "Pair", "Parameters", "Quant", "Context", "Size", "Architecture")
+GROUPS = (  # (key, title)
+    ("library", "In your models folder"),
+    ("hf-cache", "Found in the Hugging Face cache (used in place)"),
+    ("lmstudio", "Found in LM Studio's models folder (used in place)"),
+    ("broken", "Broken files: they can't be loaded"),
+)
+_KIND_TIPS = {
+    "base": "A base model continues text: use it in Completion (and as the left side of Compare).",
+    "instruct": "An instruct model answers requests: use it in Chat (and as the right side of Compare).",
+}
+_SOURCES = {"library": "models folder", "hf-cache": "Hugging Face cache", "lmstudio": "LM Studio's folder"}
+
+
+def scan_entries(models_dir: Path) -> list:
+    """Every LibraryEntry (blocking: call on a worker thread)."""
+    from desktop.core.library import Library
+
+    return Library(models_dir).scan()
+
+
+class LibraryView(QWidget):
+    """``changed`` is emitted after this view added or removed files (the page asks the app to rescan)."""
+
+    changed = Signal()
+    message = Signal(str, str)  # text, level ("info" | "error"): shown in the page's notice
+    scanned = Signal(list)  # list[LibraryEntry], after every scan
+
+    def __init__(self, models_dir: Callable[[], Path], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("libraryView")
+        self.models_dir = models_dir
+        self.entries: list = []
+        self._scan_call = None
+        self._rescan = False
+        self._work: list = []  # running import/remove calls
+
+        self.import_button = QPushButton("Import…")
+        self.import_button.setObjectName("importButton")
+        self.import_button.setToolTip("Add a .gguf file you already have")
+        menu = QMenu(self.import_button)
+        copy_action = menu.addAction("Copy a GGUF file into the library…")
+        copy_action.triggered.connect(lambda: self.choose_and_import(link=False))
+        link_action = menu.addAction("Link a GGUF file where it is (no copy)…")
+        link_action.triggered.connect(lambda: self.choose_and_import(link=True))
+        self.import_button.setMenu(menu)
+        self.remove_button = QPushButton("Remove…")
+        self.remove_button.setObjectName("removeButton")
+        self.remove_button.clicked.connect(lambda: self.remove_selected())
+        self.open_button = QPushButton("Open folder")
+        self.open_button.setObjectName("openFolderButton")
+        self.open_button.clicked.connect(self.open_folder)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setObjectName("rescanButton")
+        self.rescan_button.setToolTip("Look for new or changed files in the models folder")
+        self.rescan_button.clicked.connect(self.changed.emit)
+        self.folder_label = QLabel()
+        self.folder_label.setObjectName("modelsFolderLabel")
+        self.folder_label.setStyleSheet("color: palette(placeholder-text);")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("libraryTree")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.tree.itemSelectionChanged.connect(self._on_selection)
+        self.tree.setStyleSheet("QTreeWidget::item { padding: 5px 2px; }")
+
+        self.details = QLabel()
+        self.details.setObjectName("modelDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.details.setMargin(8)
+        details_scroll = QScrollArea()
+        details_scroll.setObjectName("modelDetailsScroll")
+        details_scroll.setWidgetResizable(True)
+        details_scroll.setWidget(self.details)
+        details_scroll.setMinimumHeight(120)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.import_button)
+        bar.addWidget(self.remove_button)
+        bar.addWidget(self.open_button)
+        bar.addWidget(self.rescan_button)
+        bar.addSpacing(12)
+        bar.addWidget(self.folder_label, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.tree)
+        split.addWidget(details_scroll)
+        split.setSizes([420, 230])
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        self._on_selection()
+
+    # --- scanning --------------------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        if self._scan_call is not None:
+            self._rescan = True
+            return
+        folder = self.models_dir()
+        self.folder_label.setText(f"Models folder: {folder}")
+        self._scan_call = run_in_thread(lambda: scan_entries(folder), self._on_scanned, self._on_scan_failed,
+                                        name="tandem-library-details")
+
+    def _on_scanned(self, entries: list) -> None:
+        self._scan_call = None
+        self.entries = entries
+        self._fill()
+        self.scanned.emit(entries)
+        if self._rescan:
+            self._rescan = False
+            self.rescan()
+
+    def _on_scan_failed(self, exc: BaseException) -> None:
+        self._scan_call = None
+        self.message.emit(f"Could not read the models folder: {error_text(exc)}", "error")
+        self.scanned.emit(self.entries)
+
+    @property
+    def scanning(self) -> bool:
+        return self._scan_call is not None
+
+    # --- the tree --------------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        selected = self.selected_entry()
+        keep = str(selected.path) if selected is not None else None
+        self.tree.clear()
+        by_path = {e.path: e for e in self.entries}
+        groups: dict[str, list] = {key: [] for key, _t in GROUPS}
+        for e in self.entries:
+            groups["broken" if e.broken else e.source if e.source in groups else "library"].append(e)
+        if not self.entries:
+            empty = QTreeWidgetItem(["No models yet. Download a pair from the catalog, search Hugging Face, "
+                                     "or import a .gguf file you already have."])
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.tree.addTopLevelItem(empty)
+            empty.setFirstColumnSpanned(True)
+        for key, title in GROUPS:
+            members = groups[key]
+            if not members:
+                continue
+            head = QTreeWidgetItem([f"{title} ({len(members)})"])
+            head.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            font = head.font(0)
+            font.setBold(True)
+            head.setFont(0, font)
+            if key == "broken":
+                head.setForeground(0, QBrush(QColor(ERROR_COLOR)))
+            self.tree.addTopLevelItem(head)
+            head.setFirstColumnSpanned(True)
+            # Pairs side by side: sort by the pair's shared key (the base's path), then base before instruct.
+            members.sort(key=lambda e: (str(min(e.path, e.pair)) if e.pair else str(e.path), e.kind or "",
+                                        e.name.lower()))
+            for e in members:
+                item = self._item(e, by_path)
+                self.tree.addTopLevelItem(item)
+                if e.broken:
+                    item.setFirstColumnSpanned(True)
+                else:
+                    kind = e.kind or "unknown"
+                    self.tree.setItemWidget(item, 1, badge_cell(kind, KIND_STYLE.get(kind, KIND_STYLE["unknown"]),
+                                                                _KIND_TIPS.get(kind, ""), name="kindBadge"))
+                if keep and str(e.path) == keep:
+                    item.setSelected(True)
+                    self.tree.setCurrentItem(item)
+        self._on_selection()
+
+    def _item(self, e, by_path: dict) -> QTreeWidgetItem:
+        if e.broken:
+            item = QTreeWidgetItem([f"⚠  {e.path.name} — {e.broken}"])
+            item.setForeground(0, QBrush(QColor(ERROR_COLOR)))
+            item.setToolTip(0, f"{e.path}\n{e.broken}")
+        else:
+            meta = e.metadata
+            pair = by_path.get(e.pair) if e.pair else None
+            item = QTreeWidgetItem([
+                "   " + e.path.name + ("  (linked)" if e.linked else ""),
+                e.kind or "unknown",
+                f"↔ {pair.path.name}" if pair else "no sibling yet",
+                format_params(meta.parameters if meta else None),
+                e.quant or "—",
+                format_ctx(meta.context_length if meta else None),
+                human_bytes(e.file_size),
+                meta.architecture if meta else "—",
+            ])
+            item.setToolTip(0, str(e.path))
+            item.setForeground(1, QBrush(QColor(0, 0, 0, 0)))  # the badge widget shows it; text stays for search
+            if not pair:
+                item.setForeground(2, QBrush(QColor("#888888")))
+                other = "instruct" if e.kind == "base" else "base"
+                item.setToolTip(2, f"The {other} sibling of this model is not in the library; Compare needs both.")
+        item.setData(0, Qt.ItemDataRole.UserRole, str(e.path))
+        return item
+
+    def selected_entry(self):
+        items = self.tree.selectedItems()
+        path = items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
+        return next((e for e in self.entries if str(e.path) == path), None) if path else None
+
+    def select(self, path: str | Path) -> bool:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == str(path):
+                self.tree.setCurrentItem(item)
+                item.setSelected(True)
+                return True
+        return False
+
+    def _on_selection(self) -> None:
+        e = self.selected_entry()
+        can_remove = e is not None and e.source == "library"
+        self.remove_button.setEnabled(can_remove)
+        if e is None:
+            self.remove_button.setToolTip("Select a model to remove it")
+        elif e.source != "library":
+            self.remove_button.setToolTip(f"This model lives in the {_SOURCES[e.source]}; Tandem only lists it there.")
+        else:
+            self.remove_button.setToolTip("Unlist this linked model (its file stays)" if e.linked
+                                          else "Delete this model's file from the models folder")
+        self.details.setText(self._details_html(e) if e is not None else
+                             "<span style='color:palette(placeholder-text)'>Select a model to see its details.</span>")
+
+    def _details_html(self, e) -> str:
+        rows: list[tuple[str, str]] = [("File", escape(str(e.path)))]
+        if e.broken:
+            rows.append(("Problem", f"<span style='color:{ERROR_COLOR}'>{escape(e.broken)}</span>"))
+            rows.append(("What to do", "Remove it, or download it again; Tandem will not try to load it."))
+        else:
+            meta = e.metadata
+            kind_text = {"base": "base: continues text (use it in Completion)",
+                         "instruct": "instruct: answers requests (use it in Chat)"}.get(e.kind or "", e.kind or "?")
+            pair = next((p for p in self.entries if p.path == e.pair), None) if e.pair else None
+            rows += [
+                ("Kind", kind_text + (" — it has a chat template" if meta and meta.has_chat_template else "")),
+                ("Pair", escape(pair.path.name) + " — ready for Compare" if pair else "its sibling is not in the "
+                 "library yet"),
+                ("Model", escape(meta.name or e.name) if meta else escape(e.name)),
+                ("Architecture", escape(meta.architecture) if meta else "—"),
+                ("Parameters", f"{format_params(meta.parameters)} ({meta.parameters:,})" if meta and meta.parameters
+                 else "—"),
+                ("Quantization", escape(e.quant or "—")),
+                ("Trained context", f"{meta.context_length:,} tokens" if meta and meta.context_length else "unknown"),
+                ("Size", human_bytes(e.file_size)),
+            ]
+            if e.repo:
+                rows.append(("From", escape(e.repo)))
+        where = _SOURCES.get(e.source, e.source) + (" (linked: the file stays where it is)" if e.linked else "")
+        rows.append(("Location", where))
+        cells = "".join(f"<tr><td style='padding-right:12px; color:palette(placeholder-text)'>{k}</td>"
+                        f"<td>{v}</td></tr>" for k, v in rows)
+        return f"<table>{cells}</table>"
+
+    # --- import ----------------------------------------------------------------------------------
+
+    def choose_and_import(self, link: bool) -> None:
+        title = "Link GGUF models where they are" if link else "Copy GGUF models into the library"
+        files, _ = QFileDialog.getOpenFileNames(self, title, str(Path.home()), "GGUF models (*.gguf);;All files (*)")
+        if files:
+            self.import_files(files, link=link)
+
+    def import_files(self, files: list[str], link: bool = False) -> None:
+        """Validate and copy (or link) each file off the GUI thread; one line per problem."""
+        folder = self.models_dir()
+        verb = "Linking" if link else "Copying"
+        self.message.emit(f"{verb} {len(files)} file{'s' * (len(files) != 1)} into the library…", "info")
+
+        def work():
+            from desktop.core.library import Library
+
+            library = Library(folder)
+            done, problems = [], []
+            for f in files:
+                try:
+                    done.append(library.import_file(f, link=link))
+                except Exception as exc:  # noqa: BLE001 - reported per file, the others still go in
+                    problems.append(f"{Path(f).name}: {error_text(exc)}")
+            return done, problems
+
+        self._start(work, self._on_imported)
+
+    def _on_imported(self, result) -> None:
+        done, problems = result
+        if done:
+            self.changed.emit()
+        if problems:
+            self.message.emit("Not imported: " + "; ".join(problems), "error")
+        elif done:
+            names = ", ".join(e.path.name for e in done)
+            self.message.emit(f"Added {names} to the library.", "info")
+
+    # --- remove ----------------------------------------------------------------------------------
+
+    def remove_selected(self, confirm: bool = True) -> None:
+        e = self.selected_entry()
+        if e is None or e.source != "library":
+            return
+        if e.linked:
+            text = (f"Unlist {e.path.name}?\n\nIt was linked, not copied: the file stays at {e.path}.")
+        else:
+            what = f"{e.path.name} ({human_bytes(e.file_size)})" if e.file_size else e.path.name
+            text = f"Delete {what} from the models folder?\n\nThis cannot be undone; you can download it again."
+        if confirm:
+            answer = QMessageBox.question(self, "Remove model", text,
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                          QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        folder = self.models_dir()
+        path = e.path
+
+        def work():
+            from desktop.core.library import Library
+
+            return Library(folder).remove(path)
+
+        self._start(work, lambda removed: self._on_removed(e, removed))
+
+    def _on_removed(self, entry, removed: list) -> None:
+        self.message.emit(f"Removed {entry.path.name}." if removed else f"Unlisted {entry.path.name}; its file "
+                          "was left where it is.", "info")
+        self.changed.emit()
+
+    # --- open folder -----------------------------------------------------------------------------
+
+    def folder_to_open(self) -> Path:
+        e = self.selected_entry()
+        return e.path.parent if e is not None else self.models_dir()
+
+    def open_folder(self) -> None:
+        folder = self.folder_to_open()
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.message.emit(f"Could not open a file manager; the folder is {folder}", "error")
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _start(self, work, on_done) -> None:
+        def finished(call, value):
+            self._work.remove(call)
+            on_done(value)
+
+        def failed(call, exc):
+            self._work.remove(call)
+            self.message.emit(error_text(exc), "error")
+
+        holder: list = []
+        call = run_in_thread(work, lambda v: finished(holder[0], v), lambda x: failed(holder[0], x),
+                             name="tandem-library-change")
+        holder.append(call)
+        self._work.append(call)
