@@ -29,6 +29,35 @@ class _Timeout(Exception):
     pass
 
 
+_MEMORY_HEADROOM = 256 << 20  # bytes a template may allocate beyond what the process already uses
+_MAX_POWER_BITS = 1 << 16  # a ** b whose result would need more bits than this is refused
+
+
+@contextmanager
+def _memory_limit():
+    """Linux: cap the process's data segment for the duration of the render. SIGALRM can't interrupt a
+    single C call, and ``'x' * 10**9`` or ``'x'|center(10**9)`` is one: without this, a template took
+    10 s and 2 GB (10**10 would take the machine). A failed allocation is a MemoryError, caught below.
+    Only private writable memory counts, so the model's mmapped weights don't."""
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as fh:
+            vm_data = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmData:"))
+        previous = resource.getrlimit(resource.RLIMIT_DATA)
+        cap = vm_data + _MEMORY_HEADROOM
+        if previous[0] != resource.RLIM_INFINITY and previous[0] < cap:
+            cap = previous[0]
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, previous[1]))
+    except (ImportError, OSError, ValueError, StopIteration):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, previous)
+
+
 @contextmanager
 def _time_limit(seconds: float, use_alarm: bool):
     usable = (use_alarm and hasattr(signal, "setitimer")
@@ -43,7 +72,8 @@ def _time_limit(seconds: float, use_alarm: bool):
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        with _memory_limit():  # only where the alarm is usable too: the worker's main thread
+            yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -52,14 +82,30 @@ def _time_limit(seconds: float, use_alarm: bool):
 def _environment():
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    class Sandbox(ImmutableSandboxedEnvironment):
+        """Refuses the one-operator bombs before Python starts on them (uninterruptible C calls):
+        repeating a string or list past the output limit, and powers with enormous results."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_OUTPUT_CHARS:
+                        raise ChatTemplateError(f"The model's chat template tried to build a value of more than "
+                                                f"{MAX_OUTPUT_CHARS:,} items; stopped.")
+            elif operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+                if abs(left).bit_length() * right > _MAX_POWER_BITS:
+                    raise ChatTemplateError("The model's chat template tried to compute an enormous number; stopped.")
+            return super().call_binop(context, operator, left, right)
+
     def raise_exception(message: str):
         raise ChatTemplateError(f"The model's chat template refused the conversation: {message}")
 
     def strftime_now(fmt: str) -> str:
         return datetime.datetime.now().strftime(fmt)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=["jinja2.ext.loopcontrols"])
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     # HF templates call tojson with ensure_ascii=False semantics; keep non-ASCII text readable.
