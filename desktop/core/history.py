@@ -33,7 +33,7 @@ ROLES = ("system", "user", "assistant")
 
 _SCHEMA_V1 = """
 CREATE TABLE chats (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     title TEXT NOT NULL,
     model TEXT NOT NULL DEFAULT '',
     system_prompt TEXT NOT NULL DEFAULT '',
@@ -42,7 +42,7 @@ CREATE TABLE chats (
     updated_at REAL NOT NULL
 );
 CREATE TABLE messages (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
@@ -53,7 +53,7 @@ CREATE TABLE messages (
     UNIQUE (chat_id, seq)
 );
 CREATE TABLE documents (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     title TEXT NOT NULL,
     model TEXT NOT NULL DEFAULT '',
     text TEXT NOT NULL,
@@ -62,7 +62,7 @@ CREATE TABLE documents (
     updated_at REAL NOT NULL
 );
 CREATE TABLE compare_runs (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     title TEXT NOT NULL,
     data TEXT NOT NULL,
     created_at REAL NOT NULL,

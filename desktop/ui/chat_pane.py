@@ -50,6 +50,12 @@ class Turn:
     note: str = ""
 
 
+def _note_for(finish_reason: str) -> str:
+    """The small italic line under a reply that did not end on its own."""
+    return {"cancelled": "(stopped)", "length": "(reached the token limit)",
+            "error": "(interrupted)"}.get(finish_reason, "")
+
+
 def fit_conversation(handle, messages: list[dict], system: str | None, reserve: int,
                      control: JobControl | None = None) -> tuple[list[dict], int, str, int]:
     """Drop the oldest turns until the templated prompt leaves ``reserve`` tokens for the reply.
@@ -86,6 +92,7 @@ class ChatPane(QWidget):
         self.turns: list[Turn] = []
         self.chat_id: int | None = None
         self.job: StreamJob | None = None
+        self.last_final: FinalEvent | None = None  # the last reply's end (tests, status)
         self._reply_id: int | None = None
         self._reply_parts: list[str] = []
         self._last_save = 0.0
@@ -139,7 +146,7 @@ class ChatPane(QWidget):
         self.send_button.setObjectName("sendButton")
         self.send_button.setToolTip("Send the message (Ctrl+Enter)")
         self.send_button.setDefault(True)
-        self.send_button.clicked.connect(self.send)
+        self.send_button.clicked.connect(lambda: self.send())
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setToolTip("Stop the reply; what was said is kept (Esc)")
@@ -353,7 +360,7 @@ class ChatPane(QWidget):
         messages = [{"role": t.role, "content": t.content} for t in self.turns]
         system = self.system_prompt.toPlainText().strip() or None
         n_ctx = handle.info.n_ctx
-        reserve = min(params.max_tokens or n_ctx // 4, n_ctx // 2)
+        reserve = min(params.max_tokens, n_ctx // 2)  # room left for the reply
 
         def start(control: JobControl):
             kept, dropped, rendered, count = fit_conversation(handle, messages, system, reserve, control)
@@ -425,9 +432,7 @@ class ChatPane(QWidget):
                     self.context.history.truncate_chat_at(reply_id)
             except HistoryError as exc:
                 self.notice.show_message(str(exc), "error")
-        note = {"cancelled": "(stopped)", "length": "(reached the token limit)"}.get(final.finish_reason, "")
-        if final.error is not None:
-            note = "(interrupted)"
+        note = _note_for(final.finish_reason)
         if text:
             self.turns.append(Turn("assistant", text, reply_id, note))
             self.transcript.finish_reply(text, note)
@@ -435,6 +440,7 @@ class ChatPane(QWidget):
             self.transcript.discard_reply()
         self.stats_label.setText(describe_final(final))
         self.sampling.set_last_seed(final.stats.seed)
+        self.last_final = final
         if final.error is not None:
             message = error_text(final.error)
             if isinstance(final.error, EngineCrashed):
@@ -509,7 +515,8 @@ class ChatPane(QWidget):
         if self.is_generating():
             self._end_job(FinalEvent("cancelled", ""), discard=True)
         self.chat_id = chat.id
-        self.turns = [Turn(m.role, m.content, m.id, "" if m.complete else "(unfinished)")
+        self.turns = [Turn(m.role, m.content, m.id,
+                           _note_for(str(m.meta.get("finish_reason", ""))) if m.complete else "(unfinished)")
                       for m in chat.messages if m.role in ("user", "assistant")]
         self.system_prompt.blockSignals(True)
         self.system_prompt.setPlainText(chat.system_prompt)

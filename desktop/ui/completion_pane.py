@@ -46,8 +46,10 @@ class CompletionPane(QWidget):
         self.setObjectName("completionPane")
         self.context = context
         self.job: StreamJob | None = None
+        self.last_final: FinalEvent | None = None  # the last generation's end (tests, status)
         self.document_id: int | None = None
         self._auto_title = True
+        self._listed_title: str | None = None
         self._pending_generate = False
         self._restoring = False
         self._restore_model = ""
@@ -287,6 +289,7 @@ class CompletionPane(QWidget):
         if job is not self.job:
             return
         self._finish_ui()
+        self.last_final = final
         self.stats_label.setText(describe_final(final))
         self.sampling.set_last_seed(final.stats.seed)
         self.context.generationRate.emit(STATE_KEY, 0.0)
@@ -369,7 +372,9 @@ class CompletionPane(QWidget):
             return
         if new:
             self._save_state()
-        self.sidebar.set_current(self.document_id)
+        if new or title != self._listed_title:  # the sidebar only changes when the title does
+            self._listed_title = title
+            self.sidebar.set_current(self.document_id)
 
     def open_document(self, document_id: int) -> None:
         document = self.context.history.get_document(document_id)
@@ -399,12 +404,14 @@ class CompletionPane(QWidget):
         self._save_state()
         self._count_context()
 
-    def new_item(self) -> None:
-        """Start an empty document (the current one is saved)."""
+    def new_item(self, save_current: bool = True) -> None:
+        """Start an empty document (the current one is saved first)."""
         if self.job is not None:
             self.job.discard()
             self._finish_ui()
-        self.save_document()
+        if save_current:
+            self.save_document()
+        self._save_timer.stop()
         self._restoring = True
         try:
             self.tracker.clear()
@@ -422,7 +429,7 @@ class CompletionPane(QWidget):
     def _on_deleted(self, item_id: int) -> None:
         if item_id == self.document_id:
             self.document_id = None
-            self.new_item()
+            self.new_item(save_current=False)
 
     def _on_renamed(self, item_id: int, _title: str) -> None:
         if item_id == self.document_id:

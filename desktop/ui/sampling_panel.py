@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.types import SamplingParams
 
+NO_LIMIT = 2**31 - 1  # "no limit": the engine then stops when the context is full
+
 _TIPS = {
     "temperature": "How random each pick is. 0 always takes the most likely token; 1 samples the model's "
                    "own distribution; higher is wilder.",
@@ -183,7 +185,8 @@ class SamplingPanel(QWidget):
         return SamplingParams(
             temperature=round(self.temperature.value(), 4), top_k=self.top_k.value(),
             top_p=round(self.top_p.value(), 4), min_p=round(self.min_p.value(), 4),
-            repeat_penalty=round(self.repeat_penalty.value(), 4), max_tokens=self.max_tokens.value(),
+            repeat_penalty=round(self.repeat_penalty.value(), 4),
+            max_tokens=self.max_tokens.value() or NO_LIMIT,
             stop=parse_stop_strings(self.stop.text()), seed=seed, logprobs=logprobs,
         ).validate()
 

@@ -150,27 +150,27 @@ class SettingsDialog(QDialog):
 
     def _refresh_token_status(self) -> None:
         if self.auth is None:
-            # TODO(models helper): desktop.hub.auth.set_token is not in this build yet; the token can't be saved.
             self.token.setEnabled(False)
             self.forget_token.setEnabled(False)
             self.token_status.setText("Token storage is not available in this build.")
             return
-        has = False
         try:
-            has = bool(self.auth.get_token()) if hasattr(self.auth, "get_token") else False
-        except Exception:
-            has = False
-        self.token.setPlaceholderText("a token is stored (type to replace it)" if has else "hf_… (for gated models)")
-        self.forget_token.setEnabled(has)
-        self.token_status.setText("Stored in Hugging Face's own token file, not in Tandem's settings.")
+            status = self.auth.token_status()
+            present, source = status.present, status.source
+        except Exception:  # an unreadable token file: offer to replace it
+            present, source = False, None
+        self.token.setPlaceholderText("a token is stored (type a new one to replace it)" if present
+                                      else "hf_… (needed for gated models only)")
+        self.forget_token.setEnabled(present and source != "environment")
+        where = {"environment": "The token comes from the HF_TOKEN environment variable.",
+                 "token store": "A token is stored in Hugging Face's own token file (shared with the hf CLI)."}
+        self.token_status.setText(where.get(source or "", "No token: public models need none.")
+                                  + " Tandem never writes it into its settings.")
 
     def _forget_token(self) -> None:
         try:
-            if hasattr(self.auth, "delete_token"):
-                self.auth.delete_token()
-            else:
-                self.auth.set_token(None)
-        except TandemError as exc:
+            self.auth.clear_token()
+        except (TandemError, OSError) as exc:
             self._show_error(str(exc))
             return
         self._refresh_token_status()
@@ -190,6 +190,7 @@ class SettingsDialog(QDialog):
         }
 
     def save(self) -> bool:
+        """Validate and save; a new token is checked with the hub off the GUI thread, then stored."""
         values = self.values()
         if values["models_dir"]:
             try:
@@ -197,10 +198,7 @@ class SettingsDialog(QDialog):
             except OSError as exc:
                 self._show_error(f"Can't use {values['models_dir']} as the models folder: {exc.strerror or exc}.")
                 return False
-        token = self.token.text().strip()
         try:
-            if token and self.auth is not None:
-                self.auth.set_token(token)
             self.context.update_settings(**values)
         except TandemError as exc:
             self._show_error(str(exc))
@@ -208,5 +206,31 @@ class SettingsDialog(QDialog):
         except OSError as exc:
             self._show_error(f"Could not save the settings: {exc.strerror or exc}.")
             return False
+        token = self.token.text().strip()
+        if token and self.auth is not None:
+            self._save_token(token)
+            return True
         self.accept()
         return True
+
+    def _save_token(self, token: str) -> None:
+        from desktop.ui.workers import run_in_thread
+
+        self.buttons.setEnabled(False)
+        self.token_status.setText("Checking the token with Hugging Face…")
+        self.error.setVisible(False)
+
+        def done(_status) -> None:
+            self.buttons.setEnabled(True)
+            self.token.clear()
+            self._refresh_token_status()
+            self.accept()
+
+        def failed(exc: BaseException) -> None:
+            self.buttons.setEnabled(True)
+            self._refresh_token_status()
+            self._show_error(f"The other settings were saved, but not the token: {exc}"
+                             if isinstance(exc, TandemError) else f"Could not store the token: {exc}")
+
+        self._token_call = run_in_thread(lambda: self.auth.set_token(token), done, failed,
+                                         name="tandem-token")

@@ -1,16 +1,35 @@
-"""Light, dark, or whatever the system uses: Qt's own colour scheme, so every widget follows at once.
+"""Light, dark, or whatever the system uses.
 
-Fusion is used everywhere: it is the one style that renders both schemes well on Linux, Windows and macOS,
-and it keeps screenshots and tests consistent across platforms.
+Qt's own colour scheme is asked first (``QStyleHints.setColorScheme``, Qt 6.8+), so native dialogs follow
+too. Where the platform theme can't honour it (X11 without a desktop theme, offscreen, some Windows
+versions) a Fusion palette of the asked scheme is set directly, so "dark" always means dark.
+Fusion is used everywhere: the one style that renders both schemes well on every platform.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 _SCHEMES = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark, "system": Qt.ColorScheme.Unknown}
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    R, G = QPalette.ColorRole, QPalette.ColorGroup  # noqa: N806
+    base, window, text = QColor(30, 31, 34), QColor(43, 45, 48), QColor(223, 225, 229)
+    for role, color in ((R.Window, window), (R.WindowText, text), (R.Base, base), (R.AlternateBase, QColor(38, 40, 43)),
+                        (R.ToolTipBase, QColor(50, 52, 56)), (R.ToolTipText, text), (R.Text, text),
+                        (R.Button, QColor(54, 56, 60)), (R.ButtonText, text), (R.BrightText, QColor(255, 90, 90)),
+                        (R.Link, QColor(110, 160, 255)), (R.Highlight, QColor(61, 95, 184)),
+                        (R.HighlightedText, QColor(255, 255, 255)), (R.PlaceholderText, QColor(140, 143, 150)),
+                        (R.Light, QColor(70, 72, 76)), (R.Midlight, QColor(60, 62, 66)), (R.Mid, QColor(48, 50, 54)),
+                        (R.Dark, QColor(22, 23, 25)), (R.Shadow, QColor(10, 10, 10))):
+        p.setColor(role, color)
+    for role in (R.WindowText, R.Text, R.ButtonText):
+        p.setColor(G.Disabled, role, QColor(120, 122, 128))
+    return p
 
 
 def apply_theme(theme: str, app: QApplication | None = None) -> None:
@@ -21,14 +40,17 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
     hints = QGuiApplication.styleHints()
-    scheme = _SCHEMES.get(theme, Qt.ColorScheme.Unknown)
+    wanted = _SCHEMES.get(theme, Qt.ColorScheme.Unknown)
     if hasattr(hints, "setColorScheme"):  # Qt 6.8+; "Unknown" goes back to following the system
-        hints.setColorScheme(scheme)
+        hints.setColorScheme(wanted)
+    if theme == "dark" and hints.colorScheme() != Qt.ColorScheme.Dark:
+        app.setPalette(dark_palette())
+    elif theme == "light" and hints.colorScheme() == Qt.ColorScheme.Dark:
+        app.setPalette(QPalette(QColor(239, 239, 239)))  # Fusion's light palette, derived from its button grey
+    else:
+        app.setPalette(app.style().standardPalette())
 
 
 def is_dark() -> bool:
-    hints = QGuiApplication.styleHints()
-    if hints.colorScheme() == Qt.ColorScheme.Dark:
-        return True
     app = QApplication.instance()
-    return bool(app) and app.palette().window().color().lightness() < 128
+    return bool(app) and app.palette().color(QPalette.ColorRole.Window).lightness() < 128

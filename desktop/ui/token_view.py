@@ -161,6 +161,7 @@ class TokenTracker(QObject):
         cursor = QTextCursor(doc)
         cursor.movePosition(QTextCursor.MoveOperation.End)
         dark = is_dark(self.editor)
+        shared = None if self._mode == "probability" else self._format_for(None, dark)  # one for all
         self._internal += 1
         try:
             cursor.beginEditBlock()
@@ -168,7 +169,7 @@ class TokenTracker(QObject):
                 start = cursor.position()
                 span = TokenSpan(start, start, event.text, event.logprob, event.top)
                 if event.text:
-                    cursor.insertText(event.text, self._format_for(span, dark))
+                    cursor.insertText(event.text, shared or self._format_for(span, dark))
                 span = TokenSpan(start, cursor.position(), event.text, event.logprob, event.top)
                 if span.end > span.start:
                     self._spans.append(span)
@@ -219,10 +220,10 @@ class TokenTracker(QObject):
 
     # --- formats ---------------------------------------------------------------------------------
 
-    def _format_for(self, span: TokenSpan, dark: bool) -> QTextCharFormat:
+    def _format_for(self, span: TokenSpan | None, dark: bool) -> QTextCharFormat:
         fmt = QTextCharFormat()
         fmt.setProperty(_GENERATED_PROPERTY, True)
-        if self._mode == "probability":
+        if self._mode == "probability" and span is not None:
             fmt.setBackground(probability_color(span.probability, dark))
         elif self._mode == "marked":
             fmt.setBackground(marked_color(self.editor))

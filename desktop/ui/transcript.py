@@ -42,7 +42,7 @@ class ChatTranscript(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         return cursor
 
-    def _header(self, role: str, note: str = "") -> QTextCursor:
+    def _header(self, role: str) -> QTextCursor:
         cursor = self._end_cursor()
         empty = self.document().isEmpty()
         block = QTextBlockFormat()
@@ -58,11 +58,6 @@ class ChatTranscript(QTextBrowser):
         else:
             cursor.insertBlock(block, fmt)
         cursor.insertText(ROLE_TITLES.get(role, role.title()), fmt)
-        if note:
-            muted = QTextCharFormat()
-            muted.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            muted.setFontItalic(True)
-            cursor.insertText(f"  {note}", muted)
         cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
         return cursor
 
@@ -80,12 +75,21 @@ class ChatTranscript(QTextBrowser):
 
     def add_message(self, role: str, content: str, note: str = "") -> None:
         """A finished message: the user's text as typed, the assistant's rendered as Markdown."""
-        cursor = self._header(role, note)
+        cursor = self._header(role)
         if role == "assistant":
             self._insert_markdown(cursor, content)
         else:
             cursor.insertText(content)
+        self._insert_note(cursor, note)
         self._scroll_to_end()
+
+    def _insert_note(self, cursor: QTextCursor, note: str) -> None:
+        if note:
+            muted = QTextCharFormat()
+            muted.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            muted.setFontItalic(True)
+            cursor.insertBlock(QTextBlockFormat(), muted)
+            cursor.insertText(note, muted)
 
     def set_messages(self, messages: list[tuple[str, str, str]]) -> None:
         """Rebuild from (role, content, note) triples."""
@@ -117,12 +121,7 @@ class ChatTranscript(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
         self._insert_markdown(cursor, text)
-        if note:
-            muted = QTextCharFormat()
-            muted.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            muted.setFontItalic(True)
-            cursor.insertBlock(QTextBlockFormat(), muted)
-            cursor.insertText(note, muted)
+        self._insert_note(cursor, note)
         self._reply_start = None
         self._scroll_to_end()
 

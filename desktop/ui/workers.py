@@ -22,6 +22,7 @@ from desktop.core.errors import EngineBusy
 from desktop.engine.types import FinalEvent, TokenEvent
 
 FRAME_MS = 33  # ~30 updates a second: smooth to the eye, cheap for the event loop
+MAX_FRAME_MS = 250  # the slowest it adapts to when each update is expensive
 MAX_EVENTS_PER_FRAME = 4000  # a burst is spread over frames rather than stalling one
 
 
@@ -251,4 +252,11 @@ class StreamJob(QObject):
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
         self.token_count += len(batch)
+        started = time.perf_counter()
         self.tokens.emit(batch)
+        # When the consumer gets expensive (a very long paragraph to lay out again), update less often so
+        # it never takes more than about a third of the GUI thread's time.
+        cost_ms = (time.perf_counter() - started) * 1000
+        interval = int(min(MAX_FRAME_MS, max(FRAME_MS, cost_ms * 3)))
+        if interval != self._timer.interval():
+            self._timer.setInterval(interval)

@@ -1,0 +1,26 @@
+"""Helpers shared by the UI tests: pick a model the way a person does, wait for a generation."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox
+
+LOAD_TIMEOUT_MS = 60_000
+GEN_TIMEOUT_MS = 60_000
+
+
+def pick_model(qtbot, pane, file_name: str):
+    """Choose the picker item whose text holds ``file_name`` and wait until the model is loaded."""
+    combo = pane.findChild(QComboBox, "modelPicker")
+    index = next(i for i in range(combo.count()) if file_name in combo.itemText(i))
+    combo.setCurrentIndex(index)
+    qtbot.waitUntil(lambda: pane.model_bar.handle is not None or bool(pane.model_bar.error), timeout=LOAD_TIMEOUT_MS)
+    assert pane.model_bar.error == "", pane.model_bar.error
+    return pane.model_bar.handle
+
+
+def run_and_wait(qtbot, pane, action, timeout: int = GEN_TIMEOUT_MS):
+    """Start a generation with ``action()`` (a click, a shortcut) and wait for it to end: its FinalEvent."""
+    pane.last_final = None
+    action()
+    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=timeout)
+    return pane.last_final
