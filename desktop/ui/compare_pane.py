@@ -18,13 +18,10 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -40,12 +37,11 @@ from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult
 from desktop.ui import compare_run as record
 from desktop.ui.compare_analysis import Cancelled, first_step, score_when_free, when_free
+from desktop.ui.compare_controls import FewShotTemplateView, PromptControls
 from desktop.ui.compare_presets import (
-    DEFAULT_FEW_SHOT_TEMPLATE,
     FEW_SHOT_HINT,
     FEW_SHOT_STOP,
     GENERAL_HINT,
-    PRESETS,
     preset,
     preset_for_prompt,
     wrap_few_shot,
@@ -61,7 +57,6 @@ from desktop.ui.workers import Call, JobControl, StreamJob, run_in_thread, start
 STATE_KEY = "compare"
 TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
 SIDES = ("base", "instruct")
-_COLOUR_MODES = (("own", "each model's own probability"), ("cross", "the other model's view"), ("off", "off"))
 
 
 class CompareHistorySidebar(HistorySidebar):
@@ -120,7 +115,7 @@ class ComparePane(QWidget):
         self._pair_following = False
 
         # --- the two columns ---------------------------------------------------------------------
-        self.columns = {side: OutputColumn(context, side) for side in SIDES}
+        self.columns = {side: OutputColumn(context, side, self) for side in SIDES}
         for side, col in self.columns.items():
             col.bar.picked.connect(lambda path, side=side: self._on_picked(side, path))
             col.bar.ready.connect(lambda handle, side=side: self._on_model_ready(side, handle))
@@ -131,119 +126,36 @@ class ComparePane(QWidget):
         self.base_output = self.columns["base"].output
         self.instruct_output = self.columns["instruct"].output
 
-        # --- the prompt --------------------------------------------------------------------------
-        self.prompt_input = QPlainTextEdit()
-        self.prompt_input.setObjectName("promptInput")
-        self.prompt_input.setAccessibleName("Prompt")
-        self.prompt_input.setPlaceholderText("A prompt for both models — or pick a preset below. "
-                                             "Run with Ctrl+Enter.")
-        self.prompt_input.setTabChangesFocus(True)
-        self.prompt_input.setFixedHeight(self.prompt_input.fontMetrics().lineSpacing() * 3 + 16)
+        # --- the prompt, presets and options -----------------------------------------------------
+        self.controls = PromptControls()
+        c = self.controls
+        self.prompt_input, self.run_button, self.stop_button = c.prompt_input, c.run_button, c.stop_button
+        self.preset_buttons, self.few_shot, self.colour_mode, self.hint = (c.preset_buttons, c.few_shot,
+                                                                          c.colour_mode, c.hint)
+        self.inputs_button, self.first_step_button = c.inputs_button, c.first_step_button
         self.prompt_input.textChanged.connect(self._on_prompt_edited)
-
-        self.run_button = QPushButton("Run both")
-        self.run_button.setObjectName("runButton")
-        self.run_button.setToolTip("Send the prompt to both models at once (Ctrl+Enter)")
-        self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.run)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("stopButton")
-        self.stop_button.setToolTip("Stop both models; what they wrote so far is kept (Esc)")
-        self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
-        run_box = QVBoxLayout()
-        run_box.addWidget(self.run_button)
-        run_box.addWidget(self.stop_button)
-        run_box.addStretch(1)
-        prompt_row = QHBoxLayout()
-        prompt_row.addWidget(self.prompt_input, 1)
-        prompt_row.addLayout(run_box)
-
-        # --- presets and options -----------------------------------------------------------------
-        presets_row = QHBoxLayout()
-        presets_row.setSpacing(4)
-        label = QLabel("Try:")
-        label.setStyleSheet("color: palette(placeholder-text);")
-        presets_row.addWidget(label)
-        self.preset_buttons: dict[str, QToolButton] = {}
-        for p in PRESETS:
-            button = QToolButton()
-            button.setObjectName(f"preset_{p.key}")
-            button.setText(p.label)
-            button.setToolTip(f"{p.prompt}\n\n{p.look_for}")
-            button.setAutoRaise(False)
-            button.clicked.connect(lambda _=False, key=p.key: self.apply_preset(key))
-            presets_row.addWidget(button)
-            self.preset_buttons[p.key] = button
-        presets_row.addStretch(1)
-
-        self.few_shot = QCheckBox("Few-shot the base model")
-        self.few_shot.setObjectName("fewShotToggle")
-        self.few_shot.setToolTip("Wrap the prompt for the base model in a Q:/A: template with a few examples, "
-                                 "to see how far prompting alone takes a base model toward answering.")
+        for key, button in self.preset_buttons.items():
+            button.clicked.connect(lambda _=False, key=key: self.apply_preset(key))
         self.few_shot.toggled.connect(self._on_few_shot)
-        self.template_button = QToolButton()
-        self.template_button.setObjectName("editTemplateButton")
-        self.template_button.setText("Edit template…")
-        self.template_button.clicked.connect(lambda: self.show_details("template"))
-        self.colour_mode = QComboBox()
-        self.colour_mode.setObjectName("colourMode")
-        for key, text in _COLOUR_MODES:
-            self.colour_mode.addItem(text, key)
-        self.colour_mode.setToolTip("Colour each token by how likely a model found it (green sure, yellow "
-                                    "hesitant, red surprising). “The other model's view” colours each "
-                                    "column by the other model's probabilities: where its text surprises "
-                                    "the other model. Hover a token for details.")
+        c.template_button.clicked.connect(lambda: self.show_details("template"))
         self.colour_mode.currentIndexChanged.connect(self._on_colour_mode)
-        self.details_buttons = QButtonGroup(self)
-        self.details_buttons.setExclusive(False)
-        self.inputs_button = self._details_button("Inputs", "showInputsButton",
-                                                  "Show the exact text each model receives")
-        self.first_step_button = self._details_button("First step", "showFirstStepButton",
-                                                      "Both models' top-10 next tokens for this prompt, and "
-                                                      "how much they overlap")
-        options_row = QHBoxLayout()
-        options_row.addWidget(self.few_shot)
-        options_row.addWidget(self.template_button)
-        options_row.addSpacing(12)
-        options_row.addWidget(QLabel("Colours:"))
-        options_row.addWidget(self.colour_mode)
-        options_row.addStretch(1)
-        options_row.addWidget(self.inputs_button)
-        options_row.addWidget(self.first_step_button)
-
-        self.hint = QLabel(GENERAL_HINT)
-        self.hint.setObjectName("compareHint")
-        self.hint.setWordWrap(True)
-        self.hint.setStyleSheet("QLabel#compareHint { background: palette(alternate-base); border-radius: 4px;"
-                                " padding: 5px 8px; }")
+        self.inputs_button.toggled.connect(lambda on: self._details_toggled("inputs", on))
+        self.first_step_button.toggled.connect(lambda on: self._details_toggled("first_step", on))
         self.notice = Notice("compareNotice")
 
         # --- details: inputs, first step, few-shot template --------------------------------------
         self.inputs_view = InputsView()
         self.first_step_view = FirstStepView()
-        self.template_edit = QPlainTextEdit()
-        self.template_edit.setObjectName("fewShotTemplate")
-        self.template_edit.setPlainText(DEFAULT_FEW_SHOT_TEMPLATE)
+        self.template_view = FewShotTemplateView()
+        self.template_edit = self.template_view.edit
         self.template_edit.textChanged.connect(self._save_state_later)
-        reset_template = QPushButton("Reset template")
-        reset_template.clicked.connect(lambda: self.template_edit.setPlainText(DEFAULT_FEW_SHOT_TEMPLATE))
-        template_page = QWidget()
-        template_layout = QVBoxLayout(template_page)
-        template_layout.setContentsMargins(0, 4, 0, 0)
-        template_note = QLabel("In few-shot mode the base model gets this text, with your prompt in place of "
-                               "{prompt}. Example questions and answers make answering the natural way "
-                               "to continue; the run stops where the model starts the next “Q:”.")
-        template_note.setWordWrap(True)
-        template_note.setStyleSheet("color: palette(placeholder-text);")
-        template_layout.addWidget(template_note)
-        template_layout.addWidget(self.template_edit, 1)
-        template_layout.addWidget(reset_template, 0, Qt.AlignmentFlag.AlignLeft)
         self.details = QTabWidget()
         self.details.setObjectName("compareDetails")
         self.details.addTab(self.inputs_view, "Exact inputs")
         self.details.addTab(self.first_step_view, "First step")
-        self.details.addTab(template_page, "Few-shot template")
+        self.details.addTab(self.template_view, "Few-shot template")
         self.details.setVisible(False)
         self.details.currentChanged.connect(self._sync_details_buttons)
         close_details = QToolButton()
@@ -253,15 +165,22 @@ class ComparePane(QWidget):
         close_details.clicked.connect(lambda: self.show_details(None))
         self.details.setCornerWidget(close_details)
 
-        columns = QSplitter(Qt.Orientation.Horizontal)
-        columns.setObjectName("compareColumns")
-        columns.setChildrenCollapsible(False)
-        for col in self.columns.values():
-            columns.addWidget(col)
+        self.columns_box = QWidget()
+        self.columns_box.setObjectName("compareColumns")
+        grid = QGridLayout(self.columns_box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(3)
+        for i, col in enumerate(self.columns.values()):
+            col.place(grid, i)
+        width = max(grid.columnMinimumWidth(i) for i in range(len(SIDES)))
+        for i in range(len(SIDES)):
+            grid.setColumnMinimumWidth(i, width)
+        grid.setRowStretch(OutputColumn.ROWS.index("output"), 1)
         self.body = QSplitter(Qt.Orientation.Vertical)
         self.body.setObjectName("compareBody")
         self.body.setChildrenCollapsible(False)
-        self.body.addWidget(columns)
+        self.body.addWidget(self.columns_box)
         self.body.addWidget(self.details)
         self.body.setStretchFactor(0, 3)
         self.body.setStretchFactor(1, 2)
@@ -286,10 +205,7 @@ class ComparePane(QWidget):
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(8, 8, 8, 8)
         center_layout.setSpacing(6)
-        center_layout.addLayout(prompt_row)
-        center_layout.addLayout(presets_row)
-        center_layout.addLayout(options_row)
-        center_layout.addWidget(self.hint)
+        center_layout.addWidget(self.controls)
         center_layout.addWidget(self.notice)
         center_layout.addWidget(self.body, 1)
         center_layout.addLayout(footer)
@@ -331,16 +247,6 @@ class ComparePane(QWidget):
         context.libraryChanged.connect(self._on_library)
         self._restore_state()
         self._ready = True
-
-    def _details_button(self, text: str, name: str, tip: str) -> QToolButton:
-        button = QToolButton()
-        button.setObjectName(name)
-        button.setText(text)
-        button.setToolTip(tip)
-        button.setCheckable(True)
-        self.details_buttons.addButton(button)
-        button.toggled.connect(lambda on, b=button: self._details_toggled(b, on))
-        return button
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -504,8 +410,7 @@ class ComparePane(QWidget):
                 self.body.setSizes([int(total * 0.6), int(total * 0.4)])
         self._sync_details_buttons()
 
-    def _details_toggled(self, button: QToolButton, on: bool) -> None:
-        which = "inputs" if button is self.inputs_button else "first_step"
+    def _details_toggled(self, which: str, on: bool) -> None:
         if on:
             self.show_details(which)
         elif self.details.isVisible() and self.details.currentIndex() == (0 if which == "inputs" else 1):

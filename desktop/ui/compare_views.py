@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,19 +35,32 @@ from desktop.ui.compare_analysis import ScoredSpan, Surprise, align_scored, desc
 from desktop.ui.context import AppContext
 from desktop.ui.model_bar import ModelBar
 from desktop.ui.prompt_view import PromptView
-from desktop.ui.stats import describe_final
 from desktop.ui.token_view import TokenTracker, is_dark, probability_color, visible_token
 
 ColourMode = Literal["off", "own", "cross"]
+_REASONS = {"stop": "finished", "length": "reached the token limit", "cancelled": "stopped", "error": "failed"}
 SIDE_COLOURS = {"base": "#2e7d5b", "instruct": "#3d5fb8"}  # the model bar's badges
 _HOW = {
-    "base": "gets your prompt as raw text and <b>continues</b> it",
-    "instruct": "gets it as a user message in its chat template and <b>answers</b> it",
+    "base": "gets the prompt as raw text and <b>continues</b> it",
+    "instruct": "gets it as a user message in its chat template, and <b>answers</b> it",
 }
 
 
 def _percent(p: float) -> str:
     return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
+
+
+def describe_run(final: FinalEvent) -> str:
+    """'finished · 188 tokens · 438.6 tok/s · first token 12 ms' (the seed is shown once, for both columns;
+    the prompt's size is in the tooltip)."""
+    s = final.stats
+    parts = [_REASONS.get(final.finish_reason, final.finish_reason)]
+    parts.append(f"{s.completion_tokens:,} token{'s' if s.completion_tokens != 1 else ''}")
+    if s.decode_tps:
+        parts.append(f"{s.decode_tps:,.1f} tok/s")
+    if s.ttft_s:
+        parts.append(f"first token {s.ttft_s * 1000:,.0f} ms" if s.ttft_s < 10 else f"first token {s.ttft_s:.1f} s")
+    return " · ".join(parts)
 
 
 def utf16_offsets(text: str) -> list[int]:
@@ -59,10 +73,16 @@ def utf16_offsets(text: str) -> list[int]:
     return out
 
 
-class OutputColumn(QWidget):
-    """One model's side: its picker, what it receives, its streamed output, stats and surprise."""
+class OutputColumn(QObject):
+    """One model's side: its picker, what it receives, its streamed output, stats and surprise.
 
-    def __init__(self, context: AppContext, side: str, parent: QWidget | None = None):
+    It owns the widgets but does not lay them out: the pane puts both columns' rows in one grid, so the
+    two outputs line up even when one caption or stats line wraps and the other does not.
+    """
+
+    ROWS = ("bar", "status", "caption", "output", "stats", "surprise")
+
+    def __init__(self, context: AppContext, side: str, parent: QObject | None = None):
         super().__init__(parent)
         self.side = side
         self.other = "instruct" if side == "base" else "base"
@@ -70,7 +90,7 @@ class OutputColumn(QWidget):
         self.bar = ModelBar(context, owner=f"compare.{side}", picker_name=f"{side}Picker", label=side.title())
         self.bar.combo.setMinimumContentsLength(20)
 
-        self.caption = QLabel(f"The {side} model {_HOW[side]}.")
+        self.caption = QLabel(f"{_HOW[side][0].upper()}{_HOW[side][1:]}.")
         self.caption.setObjectName(f"{side}Caption")
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: palette(placeholder-text);")
@@ -98,14 +118,11 @@ class OutputColumn(QWidget):
         self.surprise.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.surprise.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.output, 1)
-        layout.addWidget(self.stats)
-        layout.addWidget(self.surprise)
+        # the bar's load state gets a line of its own: squeezed beside two pickers it would be cut off
+        self.bar.layout().removeWidget(self.bar.status)
+        self.bar.layout().addStretch(1)
+        self.status = self.bar.status
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.events: list[TokenEvent] = []
         self.final: FinalEvent | None = None
@@ -115,6 +132,17 @@ class OutputColumn(QWidget):
         self._mode: ColourMode = "own"
         self._hover = _CrossHover(self)
         self.output.viewport().installEventFilter(self._hover)
+
+    def place(self, grid: QGridLayout, column: int) -> None:
+        """Put this side's rows in ``column`` of the pane's grid."""
+        for row, name in enumerate(self.ROWS):
+            widget = getattr(self, name)
+            policy = widget.sizePolicy()
+            policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)  # equal columns: the stretch decides
+            widget.setSizePolicy(policy)
+            grid.addWidget(widget, row, column)
+        grid.setColumnMinimumWidth(column, max(grid.columnMinimumWidth(column), self.bar.minimumSizeHint().width()))
+        grid.setColumnStretch(column, 1)
 
     # --- streaming -------------------------------------------------------------------------------
 
@@ -145,11 +173,15 @@ class OutputColumn(QWidget):
 
     def set_final(self, final: FinalEvent, error: str = "") -> None:
         self.final = final
-        text = describe_final(final)
+        text = describe_run(final)
         if error:
             text += f" — {error}"
         self.stats.setText(text)
         self.stats.setStyleSheet("color: #c0392b;" if error else "")
+        s = final.stats
+        self.stats.setToolTip(f"Prompt: {s.prompt_tokens:,} tokens ({s.prefill_tps:,.0f} tok/s to read it)\n"
+                              f"Generated: {s.completion_tokens:,} tokens in {s.decode_s:.2f} s\n"
+                              f"Seed: {s.seed}" if s.prompt_tokens else "")
         if final.text and not self.events and not self.output.toPlainText():
             self.output.setPlainText(final.text)  # a reloaded run saved without its tokens
 
@@ -183,19 +215,20 @@ class OutputColumn(QWidget):
                 self.show_scoring("Nothing to score: this model wrote nothing.")
             return
         c = Surprise.of(self.cross)
-        parts = [f"Under the <b>{self.other}</b> model: {c.mean_logprob:.2f} logprob/token · perplexity "
-                 f"<b>{c.perplexity:,.1f}</b>"]
+        text = f"Perplexity under the <b>{self.other}</b> model: <b>{c.perplexity:,.1f}</b>"
         if self.own is not None and self.own.tokens:
             o = Surprise.of(self.own)
-            parts.append(f"under this model: {o.mean_logprob:.2f} · perplexity {o.perplexity:,.1f}")
+            text += f" · under this model: {o.perplexity:,.1f}"
             ratio = describe_ratio(o, c)
             if ratio:
-                parts.append(f"the {self.other} model finds it <b>{ratio}</b>")
-        self.surprise.setText(" · ".join(parts))
+                text += f" — <b>{ratio}</b> to the {self.other} model"
+        self.surprise.setText(text)
         self.surprise.setToolTip(
             f"Cross-scoring: this text's exact tokens, scored by the {self.other} model given the same prompt "
             f"({'as a reply to the user message' if self.other == 'instruct' else 'as a continuation of the raw prompt'}"
-            "). Perplexity is exp(−mean logprob): lower means less surprising. Pick “Colours: the other "
+            f"). Mean logprob per token: {c.mean_logprob:.3f} under the {self.other} model"
+            + (f", {Surprise.of(self.own).mean_logprob:.3f} under this model" if self.own and self.own.tokens else "")
+            + ". Perplexity is exp(−mean logprob): lower means less surprising. Pick “Colours: the other "
             "model's view” to see where the surprise sits.")
         self.surprise.setStyleSheet("")
 
@@ -355,9 +388,10 @@ class FirstStepView(QWidget):
         table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         table.setShowGrid(False)
+        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
         return table
 
     def clear(self, text: str = "") -> None:
@@ -377,6 +411,8 @@ class FirstStepView(QWidget):
     def _refresh(self) -> None:
         ov = self.overlap()
         shared_bg = QColor(214, 150, 0, 70)
+        p_max = max((math.exp(t.logprob) for t in (*self.base, *self.instruct) if math.isfinite(t.logprob)),
+                    default=1.0)
         for side in ("base", "instruct"):
             tops: tuple[TopToken, ...] = getattr(self, side)
             table = self.tables[side]
@@ -386,7 +422,9 @@ class FirstStepView(QWidget):
                 token = QTableWidgetItem(visible_token(t.text))
                 token.setFont(QFont("monospace"))
                 token.setToolTip(f"{t.text!r} (id {t.token_id})")
-                prob = QTableWidgetItem(f"{_percent(p)}  {'█' * max(1, round(p * 30)) if p > 0.003 else '▏'}")
+                bar = "█" * max(1, round(16 * p / p_max)) if p_max > 0 else ""
+                prob = QTableWidgetItem(f"{_percent(p):>6}  {bar}")
+                prob.setForeground(QColor(SIDE_COLOURS[side]))
                 for item in (token, prob):
                     if t.text in ov.shared:
                         item.setBackground(shared_bg)

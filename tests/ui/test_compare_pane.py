@@ -212,8 +212,8 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
         assert math.isfinite(got.mean_logprob)
         col = pane.columns[side]
         assert col.cross is got
-        assert f"{got.mean_logprob:.2f} logprob/token" in col.surprise.text()
-        assert f"{math.exp(-got.mean_logprob):,.1f}" in col.surprise.text()
+        assert f"{math.exp(-got.mean_logprob):,.1f}" in col.surprise.text()  # perplexity, shown
+        assert f"{got.mean_logprob:.3f}" in col.surprise.toolTip()  # mean logprob, on hover
     # own scores too: each output under its own model
     own_instruct = instruct_handle.score(prompt, instruct_text, as_chat=True)
     assert [t.logprob for t in pane.scores["instruct"]["own"].tokens] == pytest.approx(
