@@ -135,7 +135,8 @@ def overlap(base: Sequence[TopToken], instruct: Sequence[TopToken]) -> Overlap:
     pa = {t.text: math.exp(t.logprob) for t in base}
     pb = {t.text: math.exp(t.logprob) for t in instruct}
     shared = frozenset(pa) & frozenset(pb)
-    same_top = bool(base and instruct and base[0].text == instruct[0].text)
+    same_top = bool(base and instruct and max(base, key=lambda t: t.logprob).text
+                    == max(instruct, key=lambda t: t.logprob).text)
     return Overlap(shared, sum(min(pa[t], pb[t]) for t in shared), same_top, max(len(base), len(instruct)))
 
 

@@ -575,7 +575,11 @@ class ComparePane(QWidget):
     def _start_analysis(self) -> None:
         """Score each output under both models and fetch both first steps, one worker per model."""
         base, instruct = self.columns["base"].bar.handle, self.columns["instruct"].bar.handle
-        if base is None or instruct is None:
+        failed = [s for s in SIDES if self.finals[s].error is not None]
+        if base is None or instruct is None or failed:
+            self.analysis_label.setText(f"Not scored: the {' and '.join(failed) or 'other'} model failed."
+                                        if failed else "Not scored: a model was unloaded.")
+            self.analysis_done = True
             return
         texts = {s: self.columns[s].text() for s in SIDES}
         self._analysis_cancel = cancel = threading.Event()

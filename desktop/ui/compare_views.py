@@ -7,6 +7,7 @@ for the alternatives) and can instead colour the same text by how probable the *
 
 from __future__ import annotations
 
+import bisect
 import html
 import math
 from collections.abc import Sequence
@@ -266,11 +267,13 @@ class OutputColumn(QObject):
         self.output.setExtraSelections(selections)
 
     def cross_span_at(self, doc_position: int) -> ScoredSpan | None:
-        text = self.text()
-        positions = utf16_offsets(text)
-        for span in self.cross_spans:
-            if span.end <= len(text) and positions[span.start] <= doc_position < positions[span.end]:
-                return span
+        """The scored token under a document position (the last one, where byte tokens share a character)."""
+        positions = utf16_offsets(self.text())
+        char = bisect.bisect_right(positions, doc_position) - 1
+        starts = [span.start for span in self.cross_spans]
+        i = bisect.bisect_right(starts, char) - 1
+        if 0 <= i < len(self.cross_spans) and self.cross_spans[i].start <= char < self.cross_spans[i].end:
+            return self.cross_spans[i]
         return None
 
     def own_probability_at(self, doc_position: int) -> float | None:

@@ -232,6 +232,10 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
             assert before.start <= after.start <= before.end <= after.end
             if after.start < before.end:
                 assert after.start == before.end - 1 and len(col.text()[after.start].encode()) > 1
+        # the hover card finds the scored token under a position
+        middle = spans[len(spans) // 2]
+        found = col.cross_span_at(len(col.text()[:middle.start].encode("utf-16-le")) // 2)
+        assert found is not None and found.start <= middle.start < found.end
     pane.colour_mode.setCurrentIndex(pane.colour_mode.findData("own"))
     assert not pane.base_output.extraSelections() and pane.columns["base"].tracker.mode == "probability"
 
@@ -297,3 +301,16 @@ def test_a_saved_run_reloads_and_exports(qtbot, make_window, tmp_path):
     restored = again.compare_pane
     assert restored.run_id == run_id
     assert {s: restored.columns[s].text() for s in ("base", "instruct")} == texts
+
+
+def test_keyboard_runs_and_stops(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, LONG_PROMPT, tokens=3000, seed=LONG_SEED)
+    pane.last_finals = None
+    pane.prompt_input.setFocus()
+    qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert pane.is_running() and pane.prompt_input.toPlainText() == LONG_PROMPT  # no newline typed
+    qtbot.waitUntil(lambda: len(pane.columns["instruct"].events) >= 5, timeout=GEN_TIMEOUT_MS)
+    qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=10_000)
+    assert {f.finish_reason for f in pane.last_finals.values()} == {"cancelled"}
