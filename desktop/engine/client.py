@@ -366,14 +366,14 @@ class ModelHandle:
                  replace_running: bool = True) -> Stream:
         """Raw completion: the model continues ``prompt`` as text."""
         params = (params or SamplingParams())
-        return self._begin(("complete", str(prompt), params), "generating", replace_running)
+        return self._begin(("complete", valid_text(str(prompt)), params), "generating", replace_running)
 
     def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
              system: str | None = None, replace_running: bool = True) -> Stream:
         """A chat reply: the conversation rendered with the model's own chat template."""
         params = (params or SamplingParams())
-        msgs = [dict(m) for m in messages]
-        return self._begin(("chat", msgs, system, params), "generating", replace_running)
+        msgs = _valid_messages(messages)
+        return self._begin(("chat", msgs, valid_text(system), params), "generating", replace_running)
 
     def _call(self, request: tuple, what: str):
         with self._lock:
@@ -393,10 +393,10 @@ class ModelHandle:
 
     def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str:
         """The exact text the model receives for this conversation (with the generation prompt)."""
-        return self._call(("render", [dict(m) for m in messages], system), "rendering the chat template")
+        return self._call(("render", _valid_messages(messages), valid_text(system)), "rendering the chat template")
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
-        return self._call(("tokenize", text, special), "tokenizing")
+        return self._call(("tokenize", valid_text(text), special), "tokenizing")
 
     def count_tokens(self, text: str, special: bool = False) -> int:
         return len(self.tokenize(text, special))
@@ -405,8 +405,26 @@ class ModelHandle:
               system: str | None = None) -> ScoreResult:
         """Log-probabilities of ``continuation``'s own tokens after ``prompt`` (as a user message when
         ``as_chat``), without sampling. Used by Compare's cross-scoring."""
-        tokens = self._call(("score", prompt, continuation, as_chat, system), "scoring")
+        tokens = self._call(("score", valid_text(prompt), valid_text(continuation), as_chat, valid_text(system)),
+                            "scoring")
         return ScoreResult(tuple(ScoredToken(*t) for t in tokens))
+
+
+def valid_text(text):
+    """Text with lone surrogates (invalid UTF-8 from a command line, a JSON file or a paste) replaced by
+    U+FFFD, so the prompt, the tokenizer, stdout and the history all see the same valid text. Without
+    this, `tandem chat --show-prompt` on a strict UTF-8 terminal failed with UnicodeEncodeError."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _valid_messages(messages: Sequence[Mapping[str, str]]) -> list[dict]:
+    return [{k: valid_text(v) for k, v in dict(m).items()} for m in messages]
 
 
 def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:
