@@ -104,6 +104,7 @@ class ModelsPage(QWidget):
         self.smallest = None  # the Family the welcome card offers
         self.library_empty: bool | None = None  # None until the first scan
         self._hardware_probed = False
+        self.hardware_known = False  # the engine's hardware report (VRAM) has been read
         self._first_scan = True
         self._calls: list = []
 
@@ -206,7 +207,7 @@ class ModelsPage(QWidget):
         gpu_layers = self.context.settings.gpu_layers
         if not self._hardware_probed:
             self._hardware_probed = True
-            self._run(lambda: read_machine_memory(gpu_layers), self.set_memory, "tandem-hardware")
+            self._run(lambda: read_machine_memory(gpu_layers), self._on_hardware, "tandem-hardware")
         elif self.memory is not None:  # free RAM changes as models load: refresh it (the GPU part is kept)
             previous = self.memory
 
@@ -216,6 +217,10 @@ class ModelsPage(QWidget):
                                      previous.gpu_names)
 
             self._run(reread, self.set_memory, "tandem-free-ram")
+
+    def _on_hardware(self, memory: MachineMemory) -> None:
+        self.hardware_known = True
+        self.set_memory(memory)
 
     def set_memory(self, memory: MachineMemory) -> None:
         """This machine's free memory (the tests set it to make verdicts predictable)."""
