@@ -298,7 +298,11 @@ class Runner:
             grammar_text = json_schema_to_grammar(p.json_schema)
         grammar = None
         if grammar_text:
-            grammar = L.llama_sampler_init_grammar(self.vocab, grammar_text.encode("utf-8"), b"root")
+            # llama.cpp reads a C string: text after a NUL is dropped, and an empty grammar means "no
+            # grammar", so "\0..." was silently ignored. Invalid UTF-8 must be a GrammarError, not a codec one.
+            if "\x00" in grammar_text or not grammar_text.strip():
+                raise GrammarError("The grammar is empty or contains a NUL character; write GBNF rules with 'root'.")
+            grammar = L.llama_sampler_init_grammar(self.vocab, grammar_text.encode("utf-8", "replace"), b"root")
             if not grammar:
                 raise GrammarError("The grammar is not valid GBNF (llama.cpp rejected it); check its rules "
                                    "and that it defines 'root'.")
