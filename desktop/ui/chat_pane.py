@@ -174,6 +174,25 @@ class ChatPane(QWidget):
         below.addWidget(self.edit_button)
         below.addWidget(self.stats_label, 1)
 
+        self.prompt_view = PromptView()
+        prompt_box = QWidget()
+        prompt_box.setObjectName("promptPanel")
+        prompt_layout = QVBoxLayout(prompt_box)
+        prompt_layout.setContentsMargins(0, 4, 0, 0)
+        self.prompt_caption = QLabel("<b>What the model sees</b> — the conversation after its chat template, "
+                                     "special tokens highlighted. The model just continues this text.")
+        self.prompt_caption.setWordWrap(True)
+        prompt_layout.addWidget(self.prompt_caption)
+        prompt_layout.addWidget(self.prompt_view, 1)
+        prompt_box.setVisible(False)
+        self.prompt_box = prompt_box
+        self.conversation_split = QSplitter(Qt.Orientation.Vertical)
+        self.conversation_split.setObjectName("conversationSplitter")
+        self.conversation_split.addWidget(self.transcript)
+        self.conversation_split.addWidget(prompt_box)
+        self.conversation_split.setCollapsible(0, False)
+        self.conversation_split.setSizes([420, 260])
+
         center = QWidget()
         col = QVBoxLayout(center)
         col.setContentsMargins(8, 8, 8, 8)
@@ -181,23 +200,11 @@ class ChatPane(QWidget):
         col.addWidget(self.model_notice)
         col.addWidget(self.system_toggle, 0, Qt.AlignmentFlag.AlignLeft)
         col.addWidget(self.system_prompt)
-        col.addWidget(self.transcript, 1)
+        col.addWidget(self.conversation_split, 1)
         col.addWidget(self.notice)
         col.addLayout(input_row)
         col.addLayout(below)
 
-        self.prompt_view = PromptView()
-        prompt_box = QWidget()
-        prompt_box.setObjectName("promptPanel")
-        prompt_layout = QVBoxLayout(prompt_box)
-        prompt_layout.setContentsMargins(8, 8, 8, 8)
-        self.prompt_caption = QLabel("<b>What the model sees</b> — the conversation after its chat template; "
-                                     "special tokens highlighted. The model just continues this text.")
-        self.prompt_caption.setWordWrap(True)
-        prompt_layout.addWidget(self.prompt_caption)
-        prompt_layout.addWidget(self.prompt_view, 1)
-        prompt_box.setVisible(False)
-        self.prompt_box = prompt_box
 
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=512))
         self.sampling.changed.connect(self._save_state_later)
@@ -205,6 +212,8 @@ class ChatPane(QWidget):
         sampling_scroll.setWidgetResizable(True)
         sampling_scroll.setWidget(self.sampling)
         sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        sampling_scroll.setMinimumWidth(240)
+        sampling_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.sidebar = HistorySidebar(context.history, "chat")
         self.sidebar.opened.connect(self.open_chat)
@@ -217,11 +226,10 @@ class ChatPane(QWidget):
         self.splitter.setObjectName("chatSplitter")
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(center)
-        self.splitter.addWidget(prompt_box)
         self.splitter.addWidget(sampling_scroll)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([200, 650, 380, 250])
+        self.splitter.setSizes([200, 800, 250])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -247,7 +255,7 @@ class ChatPane(QWidget):
         state = self.context.ui_state(STATE_KEY)
         if isinstance(state.get("sampling"), dict):
             self.sampling.set_state(state["sampling"])
-        if isinstance(state.get("splitter"), list) and len(state["splitter"]) == 4:
+        if isinstance(state.get("splitter"), list) and len(state["splitter"]) == 3:
             self.splitter.setSizes([int(x) for x in state["splitter"]])
         self._restore_model = state.get("model", "") if isinstance(state.get("model"), str) else ""
         if isinstance(state.get("system_prompt"), str):
@@ -287,6 +295,7 @@ class ChatPane(QWidget):
 
     def _on_model_ready(self, handle) -> None:
         self.model_notice.clear()
+        self.stats_label.clear()
         if self.notice.level == "error" and not self.is_generating():
             self.notice.clear()
         specials = [t for t in (handle.info.bos_text, handle.info.eos_text) if t]

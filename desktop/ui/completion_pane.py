@@ -130,6 +130,8 @@ class CompletionPane(QWidget):
         sampling_scroll.setWidgetResizable(True)
         sampling_scroll.setWidget(self.sampling)
         sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        sampling_scroll.setMinimumWidth(240)
+        sampling_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("completionSplitter")
@@ -204,6 +206,8 @@ class CompletionPane(QWidget):
     # --- model -----------------------------------------------------------------------------------
 
     def _on_model_ready(self, handle) -> None:
+        if not self.is_generating():
+            self.stats_label.clear()
         if handle.info.kind == "instruct":
             self.model_notice.show_message(
                 f"{handle.info.name or self.model_bar.current_path()} is an instruct model. Here it sees "

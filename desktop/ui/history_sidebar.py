@@ -58,6 +58,7 @@ class HistorySidebar(QWidget):
     def __init__(self, store: HistoryStore, kind: Kind, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("historySidebar")
+        self.setMinimumWidth(160)
         self.store = store
         self.kind = kind
         self.current_id: int | None = None
@@ -86,6 +87,10 @@ class HistorySidebar(QWidget):
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.itemActivated.connect(self._activated)
         self.list.itemClicked.connect(self._activated)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setWordWrap(False)
+        self.list.setSpacing(1)
         self.empty = QLabel()
         self.empty.setObjectName("historyEmpty")
         self.empty.setWordWrap(True)

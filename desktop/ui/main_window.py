@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.nav = QListWidget()
         self.nav.setObjectName("navigation")
         self.nav.setAccessibleName("Navigation")
-        self.nav.setFixedWidth(132)
+        self.nav.setFixedWidth(150)
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setSpacing(2)
         icons = (QStyle.StandardPixmap.SP_DriveHDIcon, QStyle.StandardPixmap.SP_FileDialogDetailedView,
@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         for i, ((key, title, tip), icon) in enumerate(zip(PAGES, icons, strict=True)):
             item = QListWidgetItem(self.style().standardIcon(icon), title)
             item.setToolTip(f"{tip} (Ctrl+{i + 1})")
-            item.setSizeHint(QSize(120, 40))
+            item.setSizeHint(QSize(138, 40))
             self.nav.addItem(item)
             self.stack.addWidget(self.pages[key])
         self.nav.currentRowChanged.connect(self._on_page_changed)

@@ -201,8 +201,9 @@ class ModelBar(QWidget):
         self.handle, self.error = handle, ""
         info = handle.info
         self._update_badge(info.kind)
-        self.status.setText(f"Loaded · {info.backend} · {info.n_ctx:,}-token context · {info.load_s:.1f} s")
-        self.status.setToolTip(f"{info.path}\n{info.architecture}, {info.n_params:,} parameters, "
+        self.status.setText(f"{info.backend} · {info.n_ctx:,} ctx")
+        self.status.setToolTip(f"{info.path}\nLoaded in {info.load_s:.1f} s on {info.backend}: {info.architecture}, "
+                               f"{info.n_params:,} parameters, {info.n_ctx:,}-token context, "
                                f"{info.gpu_layers} layers on GPU, {info.threads} threads")
         self.status.setStyleSheet("")
         self.unload_button.setVisible(True)

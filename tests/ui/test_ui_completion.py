@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import signal
 
@@ -9,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton, QTextEdit, QWidget
 from ui_helpers import pick_model, run_and_wait
+
+from desktop.ui.token_view import alternatives_html, visible_token
 
 
 def pin_long_seed(pane):
@@ -138,6 +141,8 @@ def test_token_view_alternative_replaces_and_continues(qtbot, window):
     index = min(2, len(spans) - 1)
     alternatives = pane.tracker.alternatives(index)
     assert alternatives, "top-k alternatives were recorded"
+    card = alternatives_html(spans[index])  # the hover card: each alternative with its probability
+    assert all(html.escape(visible_token(a.text)) in card for a in spans[index].top[:5]) and "%" in card
     menu = pane.tracker.show_alternatives_menu(index)
     assert len(menu.actions()) == len(alternatives)
     menu.close()
