@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.new_action)
         file_menu.addSeparator()
         settings_action = QAction("&Settings…", self)
-        settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        settings_action.setShortcut(QKeySequence("Ctrl+,"))  # Cmd+, on macOS
         settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         settings_action.triggered.connect(self.open_settings)
         file_menu.addAction(settings_action)
