@@ -131,6 +131,7 @@ class OutputColumn(QObject):
         self.cross: ScoreResult | None = None
         self.cross_spans: list[ScoredSpan] = []
         self._mode: ColourMode = "own"
+        self._index: tuple[list[int], list[int]] | None = None  # document positions, span starts (hover)
         self._hover = _CrossHover(self)
         self.output.viewport().installEventFilter(self._hover)
 
@@ -152,6 +153,7 @@ class OutputColumn(QObject):
         self.output.clear()
         self.output.setExtraSelections([])
         self.events, self.final, self.own, self.cross, self.cross_spans = [], None, None, None, []
+        self._index = None
         self.stats.clear()
         self.surprise.clear()
 
@@ -159,6 +161,7 @@ class OutputColumn(QObject):
         bar = self.output.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         self.events.extend(events)
+        self._index = None
         self.tracker.append(events)
         if at_bottom:
             bar.setValue(bar.maximum())
@@ -174,6 +177,7 @@ class OutputColumn(QObject):
 
     def set_final(self, final: FinalEvent, error: str = "") -> None:
         self.final = final
+        self._index = None
         text = describe_run(final)
         if error:
             text += f" — {error}"
@@ -202,6 +206,7 @@ class OutputColumn(QObject):
         if cross is not None:
             self.cross = cross
             self.cross_spans = align_scored(self.text(), cross.tokens)
+            self._index = None
             if self._mode == "cross":
                 self._apply_cross()
         self._show_surprise()
@@ -248,29 +253,44 @@ class OutputColumn(QObject):
             self.output.setExtraSelections([])
 
     def _apply_cross(self) -> None:
-        text = self.text()
-        positions = utf16_offsets(text)
+        """One overlay range per run of tokens in the same colour step: thousands of tokens stay cheap."""
+        positions, _starts = self._cross_index()
         dark = is_dark(self.output)
-        selections = []
+        formats: dict[int, QTextCharFormat] = {}
+        runs: list[list[int]] = []  # [start, end, step]
         for span in self.cross_spans:
-            if span.end > len(text):
+            if span.end >= len(positions):
                 break
+            step = round(math.sqrt(span.probability) * 24)  # the colour scale is sqrt-spread too
+            if runs and runs[-1][2] == step and runs[-1][1] >= span.start:
+                runs[-1][1] = max(runs[-1][1], span.end)
+            else:
+                runs.append([span.start, span.end, step])
+        selections = []
+        document = self.output.document()
+        for start, end, step in runs:
+            fmt = formats.get(step)
+            if fmt is None:
+                fmt = formats[step] = QTextCharFormat()
+                fmt.setBackground(probability_color((step / 24) ** 2, dark))
             sel = QTextEdit.ExtraSelection()
-            cursor = QTextCursor(self.output.document())
-            cursor.setPosition(positions[span.start])
-            cursor.setPosition(positions[span.end], QTextCursor.MoveMode.KeepAnchor)
+            cursor = QTextCursor(document)
+            cursor.setPosition(positions[start])
+            cursor.setPosition(positions[end], QTextCursor.MoveMode.KeepAnchor)
             sel.cursor = cursor
-            fmt = QTextCharFormat()
-            fmt.setBackground(probability_color(span.probability, dark))
             sel.format = fmt
             selections.append(sel)
         self.output.setExtraSelections(selections)
 
+    def _cross_index(self) -> tuple[list[int], list[int]]:
+        if self._index is None:
+            self._index = (utf16_offsets(self.text()), [span.start for span in self.cross_spans])
+        return self._index
+
     def cross_span_at(self, doc_position: int) -> ScoredSpan | None:
         """The scored token under a document position (the last one, where byte tokens share a character)."""
-        positions = utf16_offsets(self.text())
+        positions, starts = self._cross_index()
         char = bisect.bisect_right(positions, doc_position) - 1
-        starts = [span.start for span in self.cross_spans]
         i = bisect.bisect_right(starts, char) - 1
         if 0 <= i < len(self.cross_spans) and self.cross_spans[i].start <= char < self.cross_spans[i].end:
             return self.cross_spans[i]

@@ -223,7 +223,12 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
     for side in ("base", "instruct"):
         col = pane.columns[side]
         spans = align_scored(col.text(), col.cross.tokens)
-        assert spans and len(col.output.extraSelections()) == len(spans)
+        selections = col.output.extraSelections()  # runs of tokens in one colour step, covering the text
+        assert spans and 0 < len(selections) <= len(spans)
+        assert selections[0].cursor.selectionStart() == 0
+        assert selections[-1].cursor.selectionEnd() == len(col.output.toPlainText())
+        for before, after in zip(selections, selections[1:]):
+            assert before.cursor.selectionEnd() >= after.cursor.selectionStart()
         assert col.tracker.mode == "plain"
         # the scored tokens cover the whole text, in order, without gaps (byte tokens of one multi-byte
         # character share that character)
@@ -314,3 +319,24 @@ def test_keyboard_runs_and_stops(qtbot, window):
     qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=10_000)
     assert {f.finish_reason for f in pane.last_finals.values()} == {"cancelled"}
+
+
+def test_swapped_models_show_the_engines_refusal_and_stay_usable(qtbot, window, tiny_base, tiny_instruct):
+    pane = open_compare(qtbot, window)
+    # a person puts the instruct model on the base side: the instruct side follows to its sibling, the base
+    pane.base_picker.setCurrentIndex(pane.base_picker.findData(pane.instruct_picker.currentData()))
+    qtbot.waitUntil(lambda: all(c.bar.handle is not None for c in pane.columns.values()), timeout=LOAD_TIMEOUT_MS)
+    assert pane.columns["instruct"].bar.handle.info.kind == "base"
+    assert pane.notice.level == "warning" and "experiment" in pane.notice.text()
+    short_run(pane, "Who won the World Cup?", tokens=16, seed="2")
+    finals = run_and_wait(qtbot, pane)
+    assert finals["base"].error is None and finals["base"].text  # the instruct model, fed raw text
+    assert finals["instruct"].error is not None  # a base model has no chat template
+    assert pane.columns["instruct"].stats.text().startswith("failed")
+    assert "Not scored" in pane.analysis_label.text()
+    # back to the right pair: the pane works again
+    pane.base_picker.setCurrentIndex(pane.base_picker.findData(str(pane.instruct_picker.currentData())))
+    qtbot.waitUntil(lambda: all(c.bar.handle is not None for c in pane.columns.values())
+                    and pane.columns["base"].bar.handle.info.kind == "base", timeout=LOAD_TIMEOUT_MS)
+    finals = run_and_wait(qtbot, pane)
+    assert finals["base"].error is None and finals["instruct"].error is None
