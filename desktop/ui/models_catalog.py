@@ -50,9 +50,9 @@ def pair_fit(fam: Family, memory: MachineMemory | None, n_ctx: int, quant: str |
 
 
 class CatalogView(QWidget):
-    """One row per catalog family; ``downloadRequested`` carries [(repo, file), ...] for a whole pair."""
+    """One row per catalog family; ``downloadRequested`` carries the family id and [(repo, file), ...]."""
 
-    downloadRequested = Signal(list)
+    downloadRequested = Signal(str, list)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -203,7 +203,7 @@ class CatalogView(QWidget):
             button.setEnabled(self.offline is None)
             if self.offline:
                 button.setToolTip(self.offline)
-            button.clicked.connect(lambda _=False, m=missing: self.downloadRequested.emit(list(m)))
+            button.clicked.connect(lambda _=False, m=missing, fid=fam.id: self.downloadRequested.emit(fid, list(m)))
         layout.addWidget(button)
         return holder
 
@@ -224,6 +224,9 @@ class CatalogView(QWidget):
 
     def action_button(self, family_id: str) -> QPushButton:
         return self.table.cellWidget(self.row_of(family_id), COL_ACTION).findChild(QPushButton)
+
+    def current_quant(self, family_id: str) -> str | None:
+        return self.quant_choice.get(family_id)
 
     def quant_combo(self, family_id: str) -> QComboBox:
         return self.table.cellWidget(self.row_of(family_id), COL_QUANT).findChild(QComboBox)

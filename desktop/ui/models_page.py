@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -118,10 +119,12 @@ class ModelsPage(QWidget):
         self.welcome.setVisible(False)
         self.welcome.button.clicked.connect(self.download_smallest_pair)
         self.notice = Notice("modelsNotice")
-        self.token_button = QPushButton("Add a token…")
-        self.token_button.setObjectName("noticeTokenButton")
-        self.token_button.setVisible(False)
-        self.token_button.clicked.connect(self.open_token_settings)
+        self.notice_button = QPushButton()  # the next step a message suggests (e.g. open Settings)
+        self.notice_button.setObjectName("noticeActionButton")
+        self.notice_button.setVisible(False)
+        self.notice_button.clicked.connect(self._notice_action)
+        self._notice_callback = None
+        self.notice.findChild(QToolButton).clicked.connect(lambda: self.notice_button.setVisible(False))
 
         self.center = DownloadCenter(self.context.models_dir, self)
         self.library_view = LibraryView(self.context.models_dir)
@@ -143,7 +146,7 @@ class ModelsPage(QWidget):
 
         notice_row = QHBoxLayout()
         notice_row.addWidget(self.notice, 1)
-        notice_row.addWidget(self.token_button)
+        notice_row.addWidget(self.notice_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 8)
         layout.setSpacing(8)
@@ -154,7 +157,7 @@ class ModelsPage(QWidget):
         layout.addWidget(self.tabs, 1)
 
         # wiring
-        self.catalog_view.downloadRequested.connect(self.download_files)
+        self.catalog_view.downloadRequested.connect(self.download_pair)
         self.search_view.downloadRequested.connect(lambda repo, name: self.download_files([(repo, name)]))
         self.search_view.tokenRequested.connect(self.open_token_settings)
         self.library_view.changed.connect(self.context.refresh_library)
@@ -241,9 +244,9 @@ class ModelsPage(QWidget):
         self._push_context()
         self._update_welcome()
         if self.offline:
-            self.show_message(self.offline, "info")
+            self.show_message(self.offline, "info", "Settings…", self.open_settings)
         elif self.notice.level == "info" and "offline" in self.notice.text().lower():
-            self.notice.clear()
+            self.show_message("", None)
 
     def _installed(self) -> set[str]:
         return {e.path.name.lower() for e in self.library_view.entries if not e.broken}
@@ -285,7 +288,7 @@ class ModelsPage(QWidget):
     def download_files(self, files: list) -> list[str]:
         """Queue (repo, file) downloads; returns their ids."""
         if self.offline:
-            self.show_message(self.offline, "info")
+            self.show_message(self.offline, "info", "Settings…", self.open_settings)
             return []
         ids = [self.center.download(repo, name) for repo, name in files]
         if ids:
@@ -295,31 +298,57 @@ class ModelsPage(QWidget):
         self._update_welcome()
         return ids
 
+    def download_pair(self, family_id: str, files: list) -> list[str]:
+        """A catalog pair's missing files; a pair that won't fit is still downloaded, with a warning."""
+        ids = self.download_files(files)
+        if ids and self.catalog is not None and self.memory is not None:
+            fam = self.catalog.get(family_id)
+            fit = pair_fit(fam, self.memory, self.n_ctx, self.catalog_view.current_quant(family_id))
+            if fit.verdict == "won't fit":
+                self.show_message(f"{fam.title} won't fit this machine's free memory right now: {fit.explanation} "
+                                  "It will download, but loading both at once may fail or be very slow.",
+                                  "warning")
+        return ids
+
     def download_smallest_pair(self) -> list[str]:
         if self.smallest is None:
             return []
         files = pair_files(self.smallest, None)
         return self.download_files([(f.repo, f.file) for f in files])
 
+    def open_settings(self):
+        """The app's Settings dialog (the window's, so it saves through the same context)."""
+        window = self.window()
+        opener = getattr(window, "open_settings", None) if window is not self else None
+        if callable(opener):
+            return opener()
+        from desktop.ui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.context, self)
+        dialog.open()
+        return dialog
+
     def open_token_settings(self):
         """The Settings dialog with its Hugging Face token field focused."""
-        window = self.window()
-        opener = getattr(window, "open_settings", None)
-        if callable(opener):
-            dialog = opener()
-        else:
-            from desktop.ui.settings_dialog import SettingsDialog
-
-            dialog = SettingsDialog(self.context, self)
-            dialog.open()
+        dialog = self.open_settings()
         field = dialog.findChild(QLineEdit, "hfTokenEdit") if dialog is not None else None
         if field is not None:
             field.setFocus()
         return dialog
 
-    def show_message(self, text: str, level: str = "info") -> None:
-        self.notice.show_message(text, level)  # type: ignore[arg-type]
-        self.token_button.setVisible(False)
+    def show_message(self, text: str, level: str | None = "info", action: str = "", callback=None) -> None:
+        """One line above the tabs (``level`` None clears it), with an optional button for the next step."""
+        if level is None or not text:
+            self.notice.clear()
+        else:
+            self.notice.show_message(text, level)  # type: ignore[arg-type]
+        self._notice_callback = callback if level and text else None
+        self.notice_button.setText(action)
+        self.notice_button.setVisible(bool(action and self._notice_callback))
+
+    def _notice_action(self) -> None:
+        if self._notice_callback is not None:
+            self._notice_callback()
 
     # --- the welcome card ------------------------------------------------------------------------
 

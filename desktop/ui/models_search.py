@@ -73,6 +73,7 @@ def _table(columns: tuple[str, ...], name: str) -> QTableWidget:
 
 
 class SearchView(QWidget):
+    PLACEHOLDER = "Search Hugging Face for GGUF models (e.g. “qwen2.5 instruct”), or paste a repository id (owner/name)"
     downloadRequested = Signal(str, str)  # repo, file name in the repo (the first part of a split model)
     tokenRequested = Signal()
 
@@ -92,8 +93,7 @@ class SearchView(QWidget):
 
         self.query = QLineEdit()
         self.query.setObjectName("searchEdit")
-        self.query.setPlaceholderText("Search Hugging Face for GGUF models (e.g. “qwen2.5 instruct”), "
-                                      "or paste a repository id (owner/name)")
+        self.query.setPlaceholderText(self.PLACEHOLDER)
         self.query.setClearButtonEnabled(True)
         self.query.returnPressed.connect(self.search)
         self.search_button = QPushButton("Search")
@@ -106,7 +106,7 @@ class SearchView(QWidget):
         self.token_button.setVisible(False)
         self.token_button.clicked.connect(self.tokenRequested.emit)
 
-        self.status = QLabel("")
+        self.status = QLabel("Type a model name and press Enter; the most downloaded GGUF repositories come first.")
         self.status.setObjectName("searchStatus")
         self.status.setStyleSheet("color: palette(placeholder-text);")
         self.result_table = _table(RESULT_COLUMNS, "searchResults")
@@ -157,10 +157,12 @@ class SearchView(QWidget):
             self.search_button.setEnabled(offline is None)
             self.query.setToolTip(offline or "")
             self.search_button.setToolTip(offline or "")
+            # The page's own notice says why; here the empty box says it too, without repeating the banner.
+            self.query.setPlaceholderText("Offline: searching Hugging Face is turned off" if offline else
+                                          self.PLACEHOLDER)
             if offline:
-                self.notice.show_message(offline, "info")
                 self.token_button.setVisible(False)
-            elif self.notice.level == "info":
+            if self.notice.level is not None:
                 self.notice.clear()
         self._fill_files()
 

@@ -423,8 +423,14 @@ def test_offline_mode_disables_search_and_downloads_with_the_reason(page, qtbot,
     page.context.update_settings(offline=True)
     view = page.search_view
     assert not view.query.isEnabled() and not view.search_button.isEnabled()
-    assert "Offline mode is on" in view.notice.text()
+    assert "Offline" in view.query.placeholderText() and "Offline mode" in view.search_button.toolTip()
     assert "Offline mode is on" in page.notice.text()
+    action = page.notice_button
+    assert not action.isHidden() and action.text() == "Settings…"
+    action.click()  # the way out is one click away
+    dialog = page.findChild(QLineEdit, "hfTokenEdit").window()
+    assert dialog.isVisible()
+    dialog.close()
     button = page.catalog_view.action_button("smollm2-135m")
     assert not button.isEnabled() and "Offline mode" in button.toolTip()
     assert not page.welcome.button.isEnabled()
@@ -437,4 +443,24 @@ def test_offline_mode_disables_search_and_downloads_with_the_reason(page, qtbot,
     page.context.update_settings(offline=False)
     assert view.query.isEnabled() and view.search_button.isEnabled()
     assert page.catalog_view.action_button("smollm2-135m").isEnabled()
-    assert page.notice.text() == ""
+    assert page.notice.text() == "" and page.notice_button.isHidden()
+
+
+def test_in_the_window_an_import_reaches_the_panes_pickers_and_the_token_field_is_the_windows(
+        qtbot, window, tmp_path, tiny_base):
+    from PySide6.QtWidgets import QComboBox
+
+    window.show_page("models")
+    page = window.models_page
+    qtbot.waitUntil(lambda: page.library_empty is not None and page.center.is_ready, timeout=WAIT_MS)
+    src = tmp_path / "picked-up.gguf"
+    src.write_bytes(tiny_base.read_bytes())
+    page.library_view.import_files([str(src)], link=False)
+    picker = window.completion_pane.findChild(QComboBox, "modelPicker")
+    qtbot.waitUntil(lambda: any("picked-up.gguf" in picker.itemText(i) for i in range(picker.count())),
+                    timeout=WAIT_MS)
+
+    dialog = page.open_token_settings()
+    assert dialog.parent() is window  # the window's own Settings dialog, with the token field focused
+    assert dialog.findChild(QLineEdit, "hfTokenEdit") is not None
+    dialog.close()
