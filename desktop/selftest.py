@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,17 +209,38 @@ def _application():
     return app
 
 
+def _choose_platform() -> str | None:
+    """The Qt platform to ask for: offscreen without a display; on a Linux display the native one with
+    offscreen as a fallback, so a platform plugin that can't load (missing system libraries) becomes a
+    FAIL line here instead of Qt aborting the whole selftest. Returns the native platform wanted, if any."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return None  # the person chose; respect it
+    if not _has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return None
+    if sys.platform.startswith("linux"):
+        native = "wayland;xcb" if os.environ.get("WAYLAND_DISPLAY") else "xcb"
+        os.environ["QT_QPA_PLATFORM"] = f"{native};offscreen"
+        return native
+    return None
+
+
 def check_main_window(state: _State) -> str:
-    if not _has_display() and not os.environ.get("QT_QPA_PLATFORM"):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before the QApplication exists
+    wanted = _choose_platform()  # before the QApplication exists
     from PySide6.QtGui import QImageReader  # lazy: the engine checks above must not need Qt
 
     from desktop.app import create_main_window
 
     app = _application()
+    if wanted and app.platformName() == "offscreen":
+        display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+        raise CheckFailed(f"Qt's {wanted} platform plugin could not start on display {display!r} (no "
+                          "connection to it, or system libraries missing: QT_DEBUG_PLUGINS=1 shows which); "
+                          "the app would not open")
     formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
     missing = sorted({"png", "svg", "ico"} - formats)
     _expect(not missing, f"Qt image plugins missing for: {', '.join(missing)}")
+    before = set(threading.enumerate())
     window = create_main_window()
     try:
         window.show()
@@ -234,7 +256,22 @@ def check_main_window(state: _State) -> str:
         window.deleteLater()
         app.processEvents()
     _expect(not window.isVisible(), "the main window did not close")
+    busy = _wait_for_threads(set(threading.enumerate()) - before, WINDOW_THREADS_TIMEOUT_S)
+    _expect(not busy, f"background work still running {WINDOW_THREADS_TIMEOUT_S:.0f} s after the window "
+                      f"closed: {', '.join(busy)}")
     return f"{size.width()}x{size.height()} on the {platform_name!r} platform, icon renders, closed again"
+
+
+WINDOW_THREADS_TIMEOUT_S = 20.0
+
+
+def _wait_for_threads(threads, timeout: float) -> list[str]:
+    """Let the window's start-up work (library scan, hub import) finish: a daemon thread cut off in the
+    middle of an import at interpreter exit prints junk, and a window that can't settle is a finding."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sorted(t.name for t in threads if t.is_alive())
 
 
 CHECKS: tuple[tuple[str, Callable[[_State], str], tuple[str, ...]], ...] = (

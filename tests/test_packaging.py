@@ -324,6 +324,21 @@ def test_selftest_passes_from_source(tmp_path):
     assert list(tmp_path.glob("tandem-selftest-*")) == [], "the scratch folder must be removed"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 display names are a Linux matter")
+def test_selftest_fails_cleanly_when_the_window_cannot_open(tmp_path):
+    """A display Qt can't use is one FAIL line and exit 1, not Qt aborting the process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "TANDEM_HOME")}
+    env.update(DISPLAY=":4711", TMPDIR=str(tmp_path))  # no X server there
+    result = subprocess.run([sys.executable, "-m", "desktop", "selftest"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.split()[:1] == ["FAIL"]]
+    assert len(failed) == 1 and "open the main window" in failed[0] and "':4711'" in failed[0], result.stdout
+    assert "selftest FAILED (1 of 8 checks)" in result.stdout
+    (kept,) = tmp_path.glob("tandem-selftest-*")
+    assert str(kept) in result.stdout
+
+
 def test_selftest_failure_is_reported_and_keeps_the_evidence(monkeypatch, tmp_path, tandem_home):
     from desktop import selftest
 
