@@ -1,8 +1,8 @@
 """Looking inside a compare run, without Qt: how surprising each model finds the other's text, where in
 the text that surprise sits, and how the two models' very first next-token distributions overlap.
 
-The blocking helpers (``score_when_free``, ``first_step``) call the engine and are meant for a worker
-thread; a model that is still busy with another request is waited for, and a ``cancelled()`` callable ends
+The blocking helpers (``model_view``, ``score_fitting``, ``first_step``) call the engine and are meant for
+a worker thread; a model that is still busy with another request is waited for, and a ``cancelled()`` callable ends
 the wait, so a new run never queues behind a stale analysis.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from desktop.core.errors import EngineBusy
+from desktop.core.errors import ContextOverflow, EngineBusy
 from desktop.engine.types import FinalEvent, SamplingParams, ScoredToken, ScoreResult, TokenEvent, TopToken
 
 FIRST_STEP_K = 10
@@ -158,11 +158,29 @@ def when_free(call: Callable[[], object], cancelled: Callable[[], bool], poll_s:
             time.sleep(poll_s)
 
 
-def score_when_free(handle, prompt: str, continuation: str, *, as_chat: bool,
-                    cancelled: Callable[[], bool]) -> ScoreResult:
-    if not continuation:
-        return ScoreResult(())
-    return when_free(lambda: handle.score(prompt, continuation, as_chat=as_chat), cancelled)
+def score_fitting(handle, prompt: str, text: str, *, as_chat: bool,
+                  cancelled: Callable[[], bool]) -> tuple[ScoreResult, int]:
+    """Score ``text`` after ``prompt``; returns the result and how many characters of ``text`` it covers.
+
+    A long output may not fit the *other* model's context together with its prompt (a chat template adds
+    tokens): then as much of the text's beginning as fits is scored, rather than nothing.
+    """
+    if not text:
+        return ScoreResult(()), 0
+    cut = len(text)
+    for _ in range(6):
+        part = text[:cut]
+        try:
+            return when_free(lambda part=part: handle.score(prompt, part, as_chat=as_chat), cancelled), cut
+        except ContextOverflow as exc:
+            if not (exc.n_ctx and exc.prompt_tokens):
+                raise
+            n_part = when_free(lambda part=part: handle.count_tokens(part), cancelled)
+            keep = n_part - (exc.prompt_tokens - exc.n_ctx + 1) - 8
+            if keep <= 0:  # the prompt alone fills the context: nothing of the text can be scored
+                raise
+            cut = max(1, min(cut - 1, int(cut * keep / max(n_part, 1))))
+    raise ContextOverflow("The text does not fit the model's context for scoring.")
 
 
 def first_step(handle, prompt: str, *, as_chat: bool, cancelled: Callable[[], bool],
@@ -183,3 +201,48 @@ def first_step(handle, prompt: str, *, as_chat: bool, cancelled: Callable[[], bo
         elif isinstance(event, FinalEvent) and event.error is not None:
             raise event.error
     return top
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A text's score under a model; ``chars`` < ``of_chars`` when only its beginning fit the context."""
+
+    result: ScoreResult
+    chars: int
+    of_chars: int
+
+    @property
+    def partial(self) -> bool:
+        return self.chars < self.of_chars
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What one model makes of a run: its own output, the other model's output, its first step. Each part
+    is its value or the exception that stopped it, so one failure doesn't hide the rest."""
+
+    own: Scored | BaseException
+    cross: Scored | BaseException
+    first: tuple[TopToken, ...] | BaseException
+
+
+def model_view(handle, model_input: str, own_text: str, other_text: str, *, as_chat: bool,
+               cancelled: Callable[[], bool]) -> ModelView:
+    """Score both outputs under ``handle``'s model given its own input, then take its first step.
+    ``model_input`` is what this model was given: the raw (or few-shot) prompt for the base model, the
+    user message for the instruct model (``as_chat``). Raises Cancelled when superseded."""
+    parts: list = []
+    for step in (lambda: score_fitting(handle, model_input, own_text, as_chat=as_chat, cancelled=cancelled),
+                 lambda: score_fitting(handle, model_input, other_text, as_chat=as_chat, cancelled=cancelled),
+                 lambda: first_step(handle, model_input, as_chat=as_chat, cancelled=cancelled)):
+        try:
+            parts.append(step())
+        except Cancelled:
+            raise
+        except Exception as exc:  # shown where it belongs; the other parts still count
+            parts.append(exc)
+    own, cross, first = parts
+    texts = (own_text, other_text)
+    scored = [Scored(p[0], p[1], len(t)) if isinstance(p, tuple) else p for p, t in zip((own, cross), texts,
+                                                                                       strict=True)]
+    return ModelView(scored[0], scored[1], first)

@@ -36,7 +36,7 @@ from desktop.core.errors import HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult
 from desktop.ui import compare_run as record
-from desktop.ui.compare_analysis import Cancelled, first_step, score_when_free, when_free
+from desktop.ui.compare_analysis import Cancelled, ModelView, model_view, when_free
 from desktop.ui.compare_controls import FewShotTemplateView, PromptControls
 from desktop.ui.compare_presets import (
     FEW_SHOT_HINT,
@@ -103,6 +103,8 @@ class ComparePane(QWidget):
         self.run_models: dict[str, str] = {}
         self.run_id: int | None = None
         self.scores: dict[str, dict[str, ScoreResult | None]] = {}
+        self.scored_chars: dict[str, dict[str, int | None]] = {}  # how much of each text a score covers
+        self._analysis_problems: list[str] = []
         self.analysis_done = False
         self.last_finals: dict[str, FinalEvent] | None = None  # set when a run has fully ended (tests)
         self._analysis: list[Call] = []
@@ -113,6 +115,9 @@ class ComparePane(QWidget):
         self._ready = False
         self._shown_once = False
         self._pair_following = False
+        self._serial = 0  # which run the pane shows: results of an older one are not applied to it
+        self._save_call: Call | None = None
+        self._save_again = False
 
         # --- the two columns ---------------------------------------------------------------------
         self.columns = {side: OutputColumn(context, side, self) for side in SIDES}
@@ -466,6 +471,8 @@ class ComparePane(QWidget):
         self.run_few_shot = self.few_shot.isChecked()
         self.run_models = {s: self.columns[s].bar.current_path() for s in SIDES}
         self.run_id, self.finals, self.scores = None, {}, {s: {"own": None, "cross": None} for s in SIDES}
+        self.scored_chars = {s: {"own": None, "cross": None} for s in SIDES}
+        self._analysis_problems = []
         self.analysis_done, self.last_finals = False, None
         self.inputs = {"base": base_input, "instruct": ""}
         self.sampling.set_last_seed(seed)
@@ -522,6 +529,7 @@ class ComparePane(QWidget):
 
     def _cancel_everything(self) -> None:
         """A new run (or an opened one) replaces the current run and its analysis, silently."""
+        self._serial += 1
         for job in self.jobs.values():
             job.discard()
         self.jobs = {}
@@ -585,59 +593,62 @@ class ComparePane(QWidget):
         self._analysis_cancel = cancel = threading.Event()
         cancelled = cancel.is_set
         prompt, base_input = self.run_prompt, self.inputs["base"]
-
-        def on_base_model():  # the base model's view: its own text, the instruct text, its first step
-            own = score_when_free(base, base_input, texts["base"], as_chat=False, cancelled=cancelled)
-            cross = score_when_free(base, base_input, texts["instruct"], as_chat=False, cancelled=cancelled)
-            return own, cross, first_step(base, base_input, as_chat=False, cancelled=cancelled)
-
-        def on_instruct_model():  # the instruct model's view: the base text as its reply, its own, first step
-            own = score_when_free(instruct, prompt, texts["instruct"], as_chat=True, cancelled=cancelled)
-            cross = score_when_free(instruct, prompt, texts["base"], as_chat=True, cancelled=cancelled)
-            return own, cross, first_step(instruct, prompt, as_chat=True, cancelled=cancelled)
-
+        jobs = {  # the base model sees its own (raw or few-shot) input; the instruct model the user message
+            "base": lambda: model_view(base, base_input, texts["base"], texts["instruct"], as_chat=False,
+                                       cancelled=cancelled),
+            "instruct": lambda: model_view(instruct, prompt, texts["instruct"], texts["base"], as_chat=True,
+                                           cancelled=cancelled),
+        }
         self.analysis_label.setText("Scoring each output under the other model…")
         for col in self.columns.values():
             if col.text():
                 col.show_scoring(f"Scoring under the {col.other} model…")
-        self._analysis_pending = 2
-        self._analysis = [
-            run_in_thread(on_base_model, lambda r: self._on_analysed("base", r),
-                          lambda exc: self._on_analysis_failed("base", exc), name="tandem-compare-score-base"),
-            run_in_thread(on_instruct_model, lambda r: self._on_analysed("instruct", r),
-                          lambda exc: self._on_analysis_failed("instruct", exc), name="tandem-compare-score-instruct"),
-        ]
+        self._analysis_pending = len(jobs)
+        self._analysis = [run_in_thread(job, lambda view, m=model: self._on_analysed(m, view),
+                                        lambda exc, m=model: self._on_analysis_failed(m, exc),
+                                        name=f"tandem-compare-score-{model}")
+                          for model, job in jobs.items()]
 
-    def _on_analysed(self, model: str, result) -> None:
-        own, cross, tops = result
+    def _on_analysed(self, model: str, view: ModelView) -> None:
+        """One model's view of the run: its score of both texts and its first step."""
         other = "instruct" if model == "base" else "base"
-        self.scores[model]["own"] = own
-        self.scores[other]["cross"] = cross
-        self.columns[model].set_scores(own, None)
-        self.columns[other].set_scores(None, cross)
-        self.first_step_view.set_tops(model, tops)
-        if not tops:
-            self.first_step_view.summary.setText(f"The {model} model would end its text right away: its most "
-                                                 "likely next token is the end of text.")
-        self._analysis_step_done()
+        problems = []
+        for side, kind, scored in ((model, "own", view.own), (other, "cross", view.cross)):
+            if isinstance(scored, BaseException):
+                problems.append(f"Could not score the {side} output under the {model} model: {error_text(scored)}")
+                if kind == "cross":
+                    self.columns[side].show_scoring(problems[-1], error=True)
+                continue
+            self.scores[side][kind] = scored.result
+            self.scored_chars[side][kind] = scored.chars
+            self.columns[side].set_scores(**{kind: scored.result, f"{kind}_chars": scored.chars})
+        if isinstance(view.first, BaseException):
+            problems.append(f"No first step from the {model} model: {error_text(view.first)}")
+        else:
+            self.first_step_view.set_tops(model, view.first)
+            if not view.first:
+                self.first_step_view.summary.setText(f"The {model} model would end its text right away: its "
+                                                     "most likely next token is the end of text.")
+        self._analysis_step_done(" ".join(problems))
 
     def _on_analysis_failed(self, model: str, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):
             return
-        other = "instruct" if model == "base" else "base"
-        message = f"Could not score under the {model} model: {error_text(exc)}"
-        self.columns[other].show_scoring(message, error=True)
-        self._analysis_step_done(message)
+        self._analysis_step_done(f"Could not analyse with the {model} model: {error_text(exc)}")
 
     def _analysis_step_done(self, problem: str = "") -> None:
         self._analysis_pending -= 1
         if problem:
-            self.analysis_label.setText(problem)
+            self._analysis_problems.append(problem)
         if self._analysis_pending > 0:
             return
         self.analysis_done = True
-        if not problem and not self.analysis_label.text().startswith("Could not"):
+        if self._analysis_problems:
+            self.analysis_label.setText(" ".join(self._analysis_problems))
+            self.analysis_label.setToolTip(" ".join(self._analysis_problems))
+        else:
             self.analysis_label.setText("Scored: hover a token, or colour by “the other model's view”.")
+            self.analysis_label.setToolTip("")
         self._analysis = []
         self.save_run()
 
@@ -645,34 +656,67 @@ class ComparePane(QWidget):
 
     def run_data(self) -> dict:
         """The current run as the history stores it (compare_run's shape)."""
-        sides = {}
-        for side in SIDES:
-            col = self.columns[side]
-            sides[side] = record.side_json(self.run_models.get(side, ""), self.inputs.get(side, ""),
-                                           self.finals.get(side), col.events, self.scores.get(side, {}).get("own"),
-                                           self.scores.get(side, {}).get("cross"))
-        data = {"version": record.RUN_VERSION, "prompt": self.run_prompt, "few_shot": self.run_few_shot,
+        return self._run_builder()()
+
+    def _run_builder(self):
+        """A function that builds ``run_data()`` from a snapshot of the run taken now. The snapshot is cheap
+        (immutable events and scores); building thousands of tokens' JSON can then happen off the GUI thread."""
+        sides = {side: (self.run_models.get(side, ""), self.inputs.get(side, ""), self.finals.get(side),
+                        list(self.columns[side].events), dict(self.scores.get(side, {})),
+                        dict(self.scored_chars.get(side, {}))) for side in SIDES}
+        head = {"version": record.RUN_VERSION, "prompt": self.run_prompt, "few_shot": self.run_few_shot,
                 "few_shot_template": self.template_edit.toPlainText(), "seed": self.run_seed,
                 "sampling": record.sampling_json(self.run_params) if self.run_params else {},
-                "created": time.time(), **sides}
-        fs = self.first_step_view
-        if fs.base or fs.instruct:
-            data["first_step"] = {"base": record.tops_json(fs.base), "instruct": record.tops_json(fs.instruct)}
-        return data
+                "created": time.time()}
+        tops = {"base": self.first_step_view.base, "instruct": self.first_step_view.instruct}
 
-    def save_run(self) -> int | None:
+        def build() -> dict:
+            data = dict(head)
+            for side, (model, model_input, final, events, scores, chars) in sides.items():
+                data[side] = record.side_json(model, model_input, final, events, scores.get("own"),
+                                              scores.get("cross"), own_chars=chars.get("own"),
+                                              cross_chars=chars.get("cross"))
+            if tops["base"] or tops["instruct"]:
+                data["first_step"] = {side: record.tops_json(t) for side, t in tops.items()}
+            return data
+
+        return build
+
+    def save_run(self) -> None:
+        """Save the current run in the history, off the GUI thread (a long run's tokens make a large row).
+
+        Saves of one run are chained: the first insert gives the id the later updates need. ``saving``
+        is true until the last one landed.
+        """
         if not self.finals:
-            return None
-        try:
-            self.run_id = self.context.history.save_compare_run(
-                self.run_data(), title=title_from_text(self.run_prompt), run_id=self.run_id)
-        except HistoryError as exc:
-            self.notice.show_message(str(exc), "error")
-            return None
-        self.export_button.setEnabled(True)
-        self.sidebar.set_current(self.run_id)
-        self._save_state()
-        return self.run_id
+            return
+        if self._save_call is not None:
+            self._save_again = True
+            return
+        build, title, run_id, serial = self._run_builder(), title_from_text(self.run_prompt), self.run_id, self._serial
+        store = self.context.history
+        self._save_again = False
+        self._save_call = run_in_thread(lambda: store.save_compare_run(build(), title=title, run_id=run_id),
+                                        lambda new_id: self._on_saved(serial, new_id),
+                                        lambda exc: self._on_saved(serial, None, exc), name="tandem-compare-save")
+
+    @property
+    def saving(self) -> bool:
+        return self._save_call is not None
+
+    def _on_saved(self, serial: int, run_id: int | None, error: BaseException | None = None) -> None:
+        self._save_call = None
+        if error is not None:
+            self.notice.show_message(error_text(error), "error")
+        if serial != self._serial:  # the pane moved on to another run meanwhile
+            self.sidebar.refresh()
+        elif run_id is not None:
+            self.run_id = run_id
+            self.export_button.setEnabled(True)
+            self.sidebar.set_current(run_id)
+            self._save_state()
+        if self._save_again:
+            self.save_run()
 
     def open_run(self, run_id: int) -> None:
         """Load a saved run into the pane: prompt, settings, both columns, scores, inputs, first step."""
@@ -693,6 +737,7 @@ class ComparePane(QWidget):
         self.sampling.set_last_seed(self.run_seed)
         self.seed_label.setText(f"Seed <b>{self.run_seed}</b> on both" if self.run_seed is not None else "")
         self.finals, self.scores, self.run_models, self.inputs = {}, {}, {}, {}
+        self.scored_chars, self._analysis_problems = {}, []
         for side in SIDES:
             side_data = record.side_of(data, side)
             col = self.columns[side]
@@ -705,10 +750,12 @@ class ComparePane(QWidget):
             self.finals[side] = final
             self.run_models[side] = str(side_data.get("model", ""))
             self.inputs[side] = str(side_data.get("input", ""))
-            own, cross = record.score_from(side_data.get("own")), record.score_from(side_data.get("cross"))
-            self.scores[side] = {"own": own, "cross": cross}
+            self.scores[side] = {k: record.score_from(side_data.get(k)) for k in ("own", "cross")}
+            self.scored_chars[side] = {k: record.score_chars(side_data.get(k)) for k in ("own", "cross")}
         for side in SIDES:  # scores after both texts are in place (cross colouring aligns on the text)
-            self.columns[side].set_scores(self.scores[side]["own"], self.scores[side]["cross"])
+            chars = self.scored_chars[side]
+            self.columns[side].set_scores(self.scores[side]["own"], self.scores[side]["cross"],
+                                          own_chars=chars["own"], cross_chars=chars["cross"])
         self.inputs_view.set_inputs(self.inputs["base"], self.inputs["instruct"], few_shot=self.run_few_shot)
         steps = data.get("first_step") if isinstance(data.get("first_step"), dict) else {}
         self.first_step_view.clear("No first-step measurement was saved with this run.")
@@ -770,4 +817,6 @@ class ComparePane(QWidget):
 
     def shutdown(self) -> None:
         self._cancel_everything()
+        if self._save_call is not None:  # a run being written: let it land (the store closes after us)
+            self._save_call.wait(5)
         self._save_state()

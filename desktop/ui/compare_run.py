@@ -12,7 +12,8 @@ Shape (version 1)::
     SIDE = {"model": path, "input": exact text the model saw, "text": output, "finish_reason": str,
             "error": str, "stats": {...}, "tokens": [[text, id, logprob, TOPS], ...],
             "own": SCORE | None, "cross": SCORE | None}
-    TOPS = [[text, id, logprob], ...];  SCORE = {"mean_logprob": float, "tokens": [[text, id, logprob], ...]}
+    TOPS = [[text, id, logprob], ...]
+    SCORE = {"mean_logprob": float, "chars": int | None (scored prefix; None = all), "tokens": TOPS}
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ def tokens_json(events: list[TokenEvent]) -> list[list]:
     return [[e.text, e.token_id, _num(e.logprob), tops_json(e.top)] for e in events]
 
 
-def score_json(result: ScoreResult | None) -> dict | None:
+def score_json(result: ScoreResult | None, chars: int | None = None) -> dict | None:
+    """``chars``: how many characters of the text the score covers (None: all of it)."""
     if result is None:
         return None
-    return {"mean_logprob": _num(result.mean_logprob) if result.tokens else None,
+    return {"mean_logprob": _num(result.mean_logprob) if result.tokens else None, "chars": chars,
             "tokens": [[t.text, t.token_id, _num(t.logprob)] for t in result.tokens]}
 
 
@@ -70,13 +72,15 @@ def stats_json(final: FinalEvent) -> dict[str, Any]:
 
 
 def side_json(model: str, input_text: str, final: FinalEvent | None, tokens: list[TokenEvent],
-              own: ScoreResult | None = None, cross: ScoreResult | None = None) -> dict[str, Any]:
+              own: ScoreResult | None = None, cross: ScoreResult | None = None, *,
+              own_chars: int | None = None, cross_chars: int | None = None) -> dict[str, Any]:
     text = final.text if final is not None else "".join(e.text for e in tokens)
     return {"model": model, "input": input_text, "text": text,
             "finish_reason": final.finish_reason if final is not None else "cancelled",
             "error": str(final.error) if final is not None and final.error is not None else "",
             "stats": stats_json(final) if final is not None else {},
-            "tokens": tokens_json(tokens), "own": score_json(own), "cross": score_json(cross)}
+            "tokens": tokens_json(tokens), "own": score_json(own, own_chars),
+            "cross": score_json(cross, cross_chars)}
 
 
 def sampling_json(params: SamplingParams) -> dict[str, Any]:
@@ -113,6 +117,11 @@ def score_from(value) -> ScoreResult | None:
     if not isinstance(value, dict):
         return None
     return ScoreResult(tuple(ScoredToken(t.text, t.token_id, t.logprob) for t in tops_from(value.get("tokens"))))
+
+
+def score_chars(value) -> int | None:
+    chars = value.get("chars") if isinstance(value, dict) else None
+    return chars if isinstance(chars, int) and not isinstance(chars, bool) and chars >= 0 else None
 
 
 def final_from(side: dict[str, Any]) -> FinalEvent:

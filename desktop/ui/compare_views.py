@@ -129,6 +129,8 @@ class OutputColumn(QObject):
         self.final: FinalEvent | None = None
         self.own: ScoreResult | None = None
         self.cross: ScoreResult | None = None
+        self.own_chars: int | None = None
+        self.cross_chars: int | None = None
         self.cross_spans: list[ScoredSpan] = []
         self._mode: ColourMode = "own"
         self._index: tuple[list[int], list[int]] | None = None  # document positions, span starts (hover)
@@ -153,6 +155,7 @@ class OutputColumn(QObject):
         self.output.clear()
         self.output.setExtraSelections([])
         self.events, self.final, self.own, self.cross, self.cross_spans = [], None, None, None, []
+        self.own_chars = self.cross_chars = None
         self._index = None
         self.stats.clear()
         self.surprise.clear()
@@ -199,13 +202,16 @@ class OutputColumn(QObject):
 
     # --- surprise --------------------------------------------------------------------------------
 
-    def set_scores(self, own: ScoreResult | None, cross: ScoreResult | None) -> None:
-        """Show how the other model (``cross``) and this model itself (``own``) score this column's text."""
+    def set_scores(self, own: ScoreResult | None = None, cross: ScoreResult | None = None, *,
+                   own_chars: int | None = None, cross_chars: int | None = None) -> None:
+        """Show how the other model (``cross``) and this model itself (``own``) score this column's text.
+        ``*_chars``: how much of the text the score covers, when only its beginning fit the context."""
         if own is not None:
-            self.own = own
+            self.own, self.own_chars = own, own_chars
         if cross is not None:
-            self.cross = cross
-            self.cross_spans = align_scored(self.text(), cross.tokens)
+            self.cross, self.cross_chars = cross, cross_chars
+            text = self.text()
+            self.cross_spans = align_scored(text[:cross_chars] if cross_chars is not None else text, cross.tokens)
             self._index = None
             if self._mode == "cross":
                 self._apply_cross()
@@ -228,6 +234,10 @@ class OutputColumn(QObject):
             ratio = describe_ratio(o, c)
             if ratio:
                 text += f" — <b>{ratio}</b> to the {self.other} model"
+        covered = min(c for c in (self.cross_chars, self.own_chars, len(self.text())) if c is not None)
+        if covered < len(self.text()):
+            text += (f" · <i>the first {covered * 100 // max(1, len(self.text()))}% of the text: the rest does not "
+                     "fit the context</i>")
         self.surprise.setText(text)
         self.surprise.setToolTip(
             f"Cross-scoring: this text's exact tokens, scored by the {self.other} model given the same prompt "
