@@ -233,7 +233,8 @@ def run_to_markdown(data: dict[str, Any], title: str = "") -> str:
             cells = []
             for tops in (base_top, inst_top):
                 if i < len(tops):
-                    cells += [f"`{tops[i].text!r}`", f"{math.exp(tops[i].logprob) * 100:.2f}%"]
+                    shown = repr(tops[i].text).replace("\\\\x", "\\x")  # the engine's byte escapes, once
+                    cells += [f"`{shown}`", f"{math.exp(tops[i].logprob) * 100:.2f}%"]
                 else:
                     cells += ["", ""]
             lines.append(f"| {i + 1} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
