@@ -81,7 +81,9 @@ class DownloadCenter(QObject):
     def __init__(self, models_dir: Callable[[], Path], parent: QObject | None = None):
         super().__init__(parent)
         self._models_dir = models_dir
-        self._manager = None
+        self._manager = None  # the manager for the current models folder
+        self._managers: list = []  # every manager made (an older folder's may still be finishing a download)
+        self._owner: dict[str, object] = {}  # download id -> the manager running it
         self._folder: Path | None = None
         self._waiting: list[tuple[str, tuple]] = []  # (method, args) asked before the manager existed
         self._states: dict[str, DownloadState] = {}
@@ -105,7 +107,8 @@ class DownloadCenter(QObject):
         def make():
             from desktop.hub.download import DownloadManager
 
-            manager = DownloadManager(folder, on_event=relay.event.emit)
+            manager = DownloadManager(folder)
+            manager.subscribe(lambda event: relay.event.emit((manager, event)))
             return manager, manager.pending()
 
         self._starting = run_in_thread(make, lambda result: self._on_started(folder, *result), self._on_start_failed,
@@ -114,17 +117,16 @@ class DownloadCenter(QObject):
     def folder_changed(self) -> None:
         """The models folder moved: new downloads go to the new one; running ones finish where they are."""
         if self._folder is not None and self._folder != self._models_dir():
-            old = self._manager
             self._manager = None
             self._starting = None
-            if old is not None and not any(s.active for s in self._states.values()):
-                old.shutdown(timeout=1.0)
             self.start()
 
     def _on_started(self, folder: Path, manager, pending: list) -> None:
         self._starting = None
         self._manager, self._folder = manager, folder
+        self._managers.append(manager)
         for found in pending:
+            self._owner[found.id] = manager
             if found.id in self._states and self._states[found.id].active:
                 continue
             interrupted = found.status == "downloading"
@@ -146,8 +148,8 @@ class DownloadCenter(QObject):
 
     def shutdown(self) -> None:
         """Pause everything still running: the .part files stay and resume next time."""
-        if self._manager is not None:
-            self._manager.shutdown(timeout=3.0)
+        for manager in self._managers:
+            manager.shutdown(timeout=3.0)
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class DownloadCenter(QObject):
             return download_id
         try:
             download_id = self._manager.download(repo, filename, dest_dir=self._models_dir())
+            self._owner[download_id] = self._manager
             state = self._states.get(download_id)
             if state is None or not state.active:  # shown at once; the manager's events follow
                 self._show(DownloadState(download_id, repo, filename, "queued"))
@@ -205,7 +208,7 @@ class DownloadCenter(QObject):
             self.start()
             return
         try:
-            getattr(self._manager, method)(download_id)
+            getattr(self._owner.get(download_id, self._manager), method)(download_id)
         except Exception as exc:  # noqa: BLE001 - e.g. nothing left to resume: say so in the row
             state = self._states.get(download_id)
             if state is not None:
@@ -218,7 +221,9 @@ class DownloadCenter(QObject):
 
     # --- events from the manager -----------------------------------------------------------------
 
-    def _on_event(self, event) -> None:
+    def _on_event(self, item) -> None:
+        manager, event = item
+        self._owner[event.id] = manager
         state = self._states.get(event.id)
         if state is None:
             state = DownloadState(event.id, event.repo, event.filename)

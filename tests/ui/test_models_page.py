@@ -464,3 +464,26 @@ def test_in_the_window_an_import_reaches_the_panes_pickers_and_the_token_field_i
     assert dialog.parent() is window  # the window's own Settings dialog, with the token field focused
     assert dialog.findChild(QLineEdit, "hfTokenEdit") is not None
     dialog.close()
+
+
+def test_models_found_in_the_hf_cache_are_listed_in_place_and_a_new_models_folder_is_followed(
+        page, qtbot, hub, tandem_home, tmp_path, tiny_instruct):
+    # huggingface_hub's cache layout: HF_HOME/hub/models--owner--name/snapshots/<commit>/<file>
+    snap = tmp_path / "hf-home" / "hub" / "models--someone--Cached-GGUF" / "snapshots" / ("c" * 40)
+    snap.mkdir(parents=True)
+    (snap / "cached-instruct.gguf").write_bytes(tiny_instruct.read_bytes())
+    page.library_view.rescan_button.click()
+    qtbot.waitUntil(lambda: any(e.source == "hf-cache" for e in page.library_view.entries), timeout=WAIT_MS)
+    assert any(t.startswith("Found in the Hugging Face cache") and t.endswith("(1)") for t in tree_texts(page))
+    page.library_view.select(snap / "cached-instruct.gguf")
+    assert not page.library_view.remove_button.isEnabled()  # not ours to delete
+    assert "Hugging Face cache" in page.library_view.remove_button.toolTip()
+
+    new_folder = tmp_path / "new-models"
+    page.context.update_settings(models_dir=str(new_folder))
+    qtbot.waitUntil(lambda: str(new_folder) in page.library_view.folder_label.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: page.center.is_ready, timeout=WAIT_MS)
+    download_id = page.download_files([(REPO, "tiny-instruct-Q8_0.gguf")])[0]
+    qtbot.waitUntil(lambda: page.center.state(download_id).kind == "done", timeout=WAIT_MS)
+    assert (new_folder / "tiny-instruct-Q8_0.gguf").exists()
+    qtbot.waitUntil(lambda: any(e.path.parent == new_folder for e in page.library_view.entries), timeout=WAIT_MS)
