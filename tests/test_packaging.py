@@ -182,6 +182,11 @@ def bundle(tmp_path_factory) -> Path:
         import PyInstaller  # noqa: F401
     except ImportError:
         pytest.skip("PyInstaller is not installed (it is in the [test] extra)")
+    from PyInstaller.depend.bindepend import get_python_library_path
+
+    if get_python_library_path() is None:
+        pytest.skip("this Python has no shared libpython, which PyInstaller needs (Debian: apt-get install "
+                    "libpython3-dev; pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared)")
     dist = tmp_path_factory.mktemp("dist")
     work = tmp_path_factory.mktemp("pyinstaller-work")
     start = time.monotonic()
