@@ -528,10 +528,17 @@ class ComparePane(QWidget):
                 job.cancel()
 
     def _cancel_everything(self) -> None:
-        """A new run (or an opened one) replaces the current run and its analysis, silently."""
+        """A new run (or an opened one) replaces the current run and its analysis. A run still streaming is
+        kept in the history as stopped, with what both models wrote so far."""
+        if self.is_running():
+            for side in self.jobs:
+                if side not in self.finals:
+                    self.finals[side] = FinalEvent("cancelled", self.columns[side].text())
+            self.save_run()  # a snapshot now; written in the background
         self._serial += 1
-        for job in self.jobs.values():
+        for side, job in self.jobs.items():
             job.discard()
+            self.context.generationRate.emit(f"compare {side}", 0.0)
         self.jobs = {}
         self._analysis_cancel.set()
         for call in self._analysis:

@@ -378,3 +378,17 @@ def test_event_loop_keeps_running_while_both_stream_and_score(qtbot, window):
     got = pane.scores["base"]["cross"]
     assert [t.logprob for t in got.tokens] == pytest.approx([t.logprob for t in expected.tokens], abs=1e-4)
     assert all(pane.scores[s][k] is not None for s in ("base", "instruct") for k in ("own", "cross"))
+
+
+def test_a_run_interrupted_by_new_is_kept_as_stopped(qtbot, window):
+    pane = open_compare(qtbot, window)
+    short_run(pane, LONG_PROMPT, tokens=3000, seed=LONG_SEED)
+    pane.run()
+    qtbot.waitUntil(lambda: all(len(c.events) >= 5 for c in pane.columns.values()), timeout=GEN_TIMEOUT_MS)
+    pane.new_item()  # Ctrl+N mid-run
+    assert not pane.is_running() and pane.base_output.toPlainText() == ""
+    qtbot.waitUntil(lambda: not pane.saving and bool(pane.sidebar.items()), timeout=10_000)
+    run = window.context.history.get_compare_run(pane.sidebar.items()[0].id)
+    for side in ("base", "instruct"):
+        assert run.data[side]["finish_reason"] == "cancelled" and run.data[side]["text"]
+    assert pane.run_id is None  # the pane shows the new, empty run
