@@ -444,8 +444,15 @@ class Runner:
     def score(self, prompt: str, continuation: str, as_chat: bool, system: str | None):
         """Log-probabilities of the continuation's own tokens given the prompt; no sampling."""
         if as_chat:
-            prompt_tokens = self.chat_tokens([{"role": "user", "content": prompt}], system)
-            full = prompt_tokens + self.tokenize(continuation, add_special=False, parse_special=False)
+            text = self.render([{"role": "user", "content": prompt}], system)
+            add_bos = self.add_bos and not (self.bos_text and text.startswith(self.bos_text))
+            prompt_tokens = self.tokenize(text, add_special=add_bos, parse_special=True)
+            plain = self.tokenize(continuation, add_special=False, parse_special=False)
+            if plain == self.tokenize(continuation, add_special=False, parse_special=True):
+                # Tokenized together, as generation saw the reply: alone, SentencePiece would prefix a space.
+                full = self.tokenize(text + continuation, add_special=add_bos, parse_special=True)
+            else:  # the reply contains special-token text, which must stay plain text
+                full = prompt_tokens + plain
         else:
             prompt_tokens = self.completion_tokens(prompt)
             full = self.tokenize(prompt + continuation, add_special=True, parse_special=False)

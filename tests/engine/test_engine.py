@@ -363,3 +363,16 @@ def test_hardware_report():
     assert isinstance(report["gpu_offload_supported"], bool)
     assert report["cpu_count"] >= 1
     assert any(d["type"] == "CPU" for d in report["devices"])
+
+
+def test_chat_score_of_a_generated_reply_has_no_extra_leading_token(instruct):
+    """The reply is scored as generation saw it: tokenized after the template, not alone with the space
+    SentencePiece would put in front. (A random model can emit non-canonical sequences, e.g. a byte token
+    where one merged piece exists, so only the start is compared token for token.)"""
+    stream = instruct.chat([{"role": "user", "content": "Who won?"}],
+                           SamplingParams(max_tokens=8, seed=21, logprobs=1, temperature=0, repeat_penalty=1.0))
+    tokens, final = collect(stream)
+    result = instruct.score("Who won?", final.text, as_chat=True)
+    assert result.tokens[0].token_id == tokens[0].token_id
+    assert result.tokens[0].logprob == pytest.approx(tokens[0].logprob, abs=1e-3)
+    assert len(result.tokens) <= len(final.text.encode("utf-8"))
