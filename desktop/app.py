@@ -52,16 +52,17 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def main(argv: list[str] | None = None) -> int:
-    import multiprocessing
-
-    multiprocessing.freeze_support()  # a frozen build's engine workers re-enter here
+def create_application(argv: list[str] | None = None):
+    """The QApplication, named and iconed as the installed app (one is made if none exists)."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from desktop import __version__
 
-    app = QApplication.instance() or QApplication(list(sys.argv if argv is None else argv))
+    app = QApplication.instance()
+    if app is not None:
+        return app
+    app = QApplication(list(sys.argv if argv is None else argv) or ["tandem"])
     app.setApplicationName(paths.APP_NAME)
     app.setApplicationDisplayName(paths.APP_NAME)
     app.setOrganizationName(paths.APP_AUTHOR)
@@ -72,6 +73,38 @@ def main(argv: list[str] | None = None) -> int:
         if (icons / candidate).is_file():
             app.setWindowIcon(QIcon(str(icons / candidate)))
             break
+    return app
+
+
+def probe_main_window() -> dict:
+    """Open the main window, note what a packager must check, close it again (``tandem selftest``)."""
+    from PySide6.QtGui import QImageReader
+
+    app = create_application()
+    facts: dict = {"platform": app.platformName(),
+                   "image_formats": sorted({bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()})}
+    window = create_main_window()
+    try:
+        window.show()
+        app.processEvents()
+        facts.update(visible=window.isVisible(), title=window.windowTitle(),
+                     icon_renders=not window.windowIcon().pixmap(64, 64).isNull(),
+                     size=(window.size().width(), window.size().height()))
+    finally:
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    facts["closed"] = not window.isVisible()
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen build's engine workers re-enter here
+    from desktop import __version__
+
+    app = create_application(argv)
     _install_excepthook()
     logging.getLogger("tandem").info("starting Tandem %s", __version__)
     try:

@@ -193,22 +193,6 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _application():
-    """The QApplication, set up as ``desktop.app.main`` does (name, desktop id, window icon)."""
-    from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
-
-    from desktop.core import paths
-
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication([sys.argv[0] if sys.argv else "tandem"])
-        app.setApplicationName(paths.APP_NAME)
-        app.setDesktopFileName(paths.APP_ID)
-        app.setWindowIcon(QIcon(str(paths.resources_dir() / "icons" / "tandem.svg")))
-    return app
-
-
 def _choose_platform() -> str | None:
     """The Qt platform to ask for: offscreen without a display; on a Linux display the native one with
     offscreen as a fallback, so a platform plugin that can't load (missing system libraries) becomes a
@@ -227,39 +211,26 @@ def _choose_platform() -> str | None:
 
 def check_main_window(state: _State) -> str:
     wanted = _choose_platform()  # before the QApplication exists
-    from PySide6.QtGui import QImageReader  # lazy: the engine checks above must not need Qt
+    from desktop.app import probe_main_window  # lazy: the engine checks above must not need Qt
 
-    from desktop.app import create_main_window
-
-    app = _application()
-    if wanted and app.platformName() == "offscreen":
+    before = set(threading.enumerate())
+    facts = probe_main_window()
+    if wanted and facts["platform"] == "offscreen":
         display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
         raise CheckFailed(f"Qt's {wanted} platform plugin could not start on display {display!r} (no "
                           "connection to it, or system libraries missing: QT_DEBUG_PLUGINS=1 shows which); "
                           "the app would not open")
-    formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
-    missing = sorted({"png", "svg", "ico"} - formats)
+    missing = sorted({"png", "svg", "ico"} - set(facts["image_formats"]))
     _expect(not missing, f"Qt image plugins missing for: {', '.join(missing)}")
-    before = set(threading.enumerate())
-    window = create_main_window()
-    try:
-        window.show()
-        app.processEvents()
-        _expect(window.isVisible(), "the main window did not become visible")
-        _expect("Tandem" in window.windowTitle(), f"window title {window.windowTitle()!r}")
-        icon = window.windowIcon()
-        _expect(not icon.pixmap(64, 64).isNull(), "the window icon does not render (SVG icon plugin missing?)")
-        size = window.size()
-        platform_name = app.platformName()
-    finally:
-        window.close()
-        window.deleteLater()
-        app.processEvents()
-    _expect(not window.isVisible(), "the main window did not close")
+    _expect(facts["visible"], "the main window did not become visible")
+    _expect("Tandem" in facts["title"], f"window title {facts['title']!r}")
+    _expect(facts["icon_renders"], "the window icon does not render (SVG icon plugin missing?)")
+    _expect(facts["closed"], "the main window did not close")
     busy = _wait_for_threads(set(threading.enumerate()) - before, WINDOW_THREADS_TIMEOUT_S)
     _expect(not busy, f"background work still running {WINDOW_THREADS_TIMEOUT_S:.0f} s after the window "
                       f"closed: {', '.join(busy)}")
-    return f"{size.width()}x{size.height()} on the {platform_name!r} platform, icon renders, closed again"
+    width, height = facts["size"]
+    return f"{width}x{height} on the {facts['platform']!r} platform, icon renders, closed again"
 
 
 WINDOW_THREADS_TIMEOUT_S = 20.0

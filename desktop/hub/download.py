@@ -329,7 +329,20 @@ class DownloadManager:
                        message="cancelled; the partial download was deleted")
         else:
             self._mark_error(job, None, status="paused")
+            have = max(have, self._bytes_on_disk(job))  # progress events are throttled; the disk is not
             self._emit(job, PAUSED, bytes=have, total=total, message="paused; resume to continue")
+
+    def _bytes_on_disk(self, job: _Job) -> int:
+        """What a resume will not fetch again: finished parts plus every ``.part`` file's length."""
+        done = 0
+        for part in split_parts(job.filename):
+            target = target_for(job.dest_dir, part)
+            partial = part_path(target)
+            try:
+                done += partial.stat().st_size if partial.exists() else target.stat().st_size
+            except OSError:
+                pass
+        return done
 
     def _mark_error(self, job: _Job, message: str | None, status: str = "error") -> None:
         """Record why a download stopped in its state file (the GUI shows it after a restart)."""

@@ -30,15 +30,6 @@ from desktop.core.errors import TandemError
 from desktop.ui.context import AppContext
 
 
-def _hub_auth():
-    """The hub's token store (desktop.hub.auth), or None if this build has none."""
-    try:
-        from desktop.hub import auth
-    except ImportError:
-        return None
-    return auth if hasattr(auth, "set_token") else None
-
-
 class SettingsDialog(QDialog):
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -92,7 +83,9 @@ class SettingsDialog(QDialog):
         self.token = QLineEdit()
         self.token.setObjectName("hfTokenEdit")
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
-        self.auth = _hub_auth()
+        from desktop.hub import auth  # the hub's own token store; imported when the dialog opens
+
+        self.auth = auth
         self.token_status = QLabel()
         self.token_status.setObjectName("hfTokenStatus")
         self.token_status.setWordWrap(True)
@@ -149,11 +142,6 @@ class SettingsDialog(QDialog):
             self.models_dir.setText(chosen)
 
     def _refresh_token_status(self) -> None:
-        if self.auth is None:
-            self.token.setEnabled(False)
-            self.forget_token.setEnabled(False)
-            self.token_status.setText("Token storage is not available in this build.")
-            return
         try:
             status = self.auth.token_status()
             present, source = status.present, status.source
@@ -207,7 +195,7 @@ class SettingsDialog(QDialog):
             self._show_error(f"Could not save the settings: {exc.strerror or exc}.")
             return False
         token = self.token.text().strip()
-        if token and self.auth is not None:
+        if token:
             self._save_token(token)
             return True
         self.accept()
