@@ -161,7 +161,21 @@ def _files_containing(root: Path, needle: bytes) -> list[str]:
     return hits
 
 
-def test_the_token_never_lands_in_our_files(fake_hub, tandem_home, tiny_base, tiny_instruct, tmp_path, capfd):
+@pytest.fixture
+def token_store(tmp_path, monkeypatch):
+    """huggingface_hub fixes its token file paths at import: point them at this test's folder (as the hub
+    tests do), so the test never touches the machine's real token store."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf-token-store"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return home
+
+
+def test_the_token_never_lands_in_our_files(fake_hub, token_store, tandem_home, tiny_base, tiny_instruct,
+                                            tmp_path, capfd):
     """Set a token through the hub's auth helper, then use the app: downloads (a gated one, a missing one,
     a cancelled one), searches, chats saved to history, settings saved, a worker crash (its log kept), a
     logged internal error and CLI errors. Then grep every file under TANDEM_HOME (logs, history, settings,
@@ -180,7 +194,7 @@ def test_the_token_never_lands_in_our_files(fake_hub, tandem_home, tiny_base, ti
     fake_hub.add_repo(REPO, {"tiny-base-Q8_0.gguf": data, "tiny-instruct-Q8_0.gguf": tiny_instruct.read_bytes()})
     fake_hub.add_repo("tandem-test/Gated-GGUF", {"gated-Q8_0.gguf": data}, gated=True)
     status = set_token(GOOD_TOKEN)
-    assert status.present and token_status().present
+    assert status.present and token_status().present and (token_store / "token").read_text() == GOOD_TOKEN
     models = load_settings().resolved_models_dir()
     assert models.is_relative_to(tandem_home)
 
