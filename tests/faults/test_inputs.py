@@ -221,3 +221,70 @@ def test_history_import_of_invalid_utf8_text(tmp_path):
     except HistoryError:
         return  # a clean refusal is fine too
     assert "bad" in store.get_chat(item.id).messages[0].content
+
+
+# --- the panes (pytest-qt, offscreen) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def window(qtbot, tandem_home, tiny_base, tiny_instruct):
+    import shutil
+
+    from desktop.app import create_main_window
+    from desktop.core.settings import Settings, save_settings
+
+    folder = tandem_home / "my-models"
+    folder.mkdir()
+    for m in (tiny_base, tiny_instruct):
+        shutil.copy(m, folder / m.name)
+    save_settings(Settings(models_dir=str(folder), threads=THREADS, gpu_layers="0"))
+    win = create_main_window()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.context.library_scanned, timeout=20_000)
+    yield win
+    win.close()
+
+
+def _pick(qtbot, pane, file_name: str) -> None:
+    from PySide6.QtWidgets import QComboBox
+
+    combo = pane.findChild(QComboBox, "modelPicker")
+    combo.setCurrentIndex(next(i for i in range(combo.count()) if file_name in combo.itemText(i)))
+    qtbot.waitUntil(lambda: pane.model_bar.handle is not None or bool(pane.model_bar.error), timeout=60_000)
+    assert not pane.model_bar.error
+
+
+def test_completion_pane_megabyte_paste_and_double_generate(qtbot, window, tiny_base):
+    from PySide6.QtWidgets import QWidget
+
+    pane = window.findChild(QWidget, "completionPane")
+    _pick(qtbot, pane, tiny_base.name)
+    pane.editor.setPlainText("hello world " * 87_000)  # a 1 MB paste
+    pane.last_final = None
+    pane.generate()
+    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=60_000)
+    assert isinstance(pane.last_final.error, ContextOverflow)
+    assert pane.notice.level == "error" and one_line(pane.notice.text())
+    assert len(pane.editor.toPlainText()) >= 1_000_000  # the user's text is kept
+    pane.editor.setPlainText("Once upon a time")
+    pane.last_final = None
+    pane.generate()
+    pane.generate()  # a double click: the second replaces the first, nothing breaks
+    qtbot.waitUntil(lambda: pane.last_final is not None and not pane.is_generating(), timeout=60_000)
+    qtbot.wait(200)
+    assert pane.last_final.error is None
+    assert pane.editor.toPlainText().startswith("Once upon a time")
+    add("inputs", 2)
+
+
+def test_chat_pane_ignores_an_empty_message(qtbot, window, tiny_instruct):
+    from PySide6.QtWidgets import QWidget
+
+    pane = window.findChild(QWidget, "chatPane")
+    _pick(qtbot, pane, tiny_instruct.name)
+    pane.last_final = None
+    pane.send("   \n\t ")
+    qtbot.wait(300)
+    assert pane.last_final is None and not pane.is_generating() and pane.transcript.toPlainText().strip() == ""
+    add("inputs")
