@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ.pop("HF_TOKEN", None)
 os.environ.pop("HF_HUB_OFFLINE", None)
+# huggingface_hub fixes its token and cache paths when first imported: never let that be the real ~/.cache.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="tandem-tests-hf-")
+os.environ.pop("HF_TOKEN_PATH", None)
+os.environ.pop("HF_HUB_CACHE", None)
 
 from desktop.core.synth import ModelShape, write_llama_gguf  # noqa: E402
 
@@ -25,7 +31,14 @@ def tandem_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "tandem-home"
     home.mkdir()
     monkeypatch.setenv("TANDEM_HOME", str(home))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    hf_home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # already imported: repoint the paths it computed at import time
+        monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
+        monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
     return home
 
 

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakehub import FakeHub
-
-from desktop.hub.transfer import RetryPolicy
-
-# Short waits so fault tests take seconds, not minutes; the shape of the policy is the real one.
-FAST_RETRY = RetryPolicy(attempts=4, base=0.05, cap=0.2, read_timeout=5.0, connect_timeout=2.0)
+from fakehub import FAST_RETRY, FakeHub  # noqa: F401  (FAST_RETRY: re-exported for older imports)
 
 
 @pytest.fixture

@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
+from desktop.hub.transfer import RetryPolicy
+
+# Short waits so fault tests take seconds, not minutes; the shape of the policy is the real one.
+FAST_RETRY = RetryPolicy(attempts=4, base=0.05, cap=0.2, read_timeout=5.0, connect_timeout=2.0)
+
 GOOD_TOKEN = "hf_good-token-for-tests"
 
 

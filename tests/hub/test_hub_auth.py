@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY
-from fakehub import GOOD_TOKEN
+from fakehub import FAST_RETRY, GOOD_TOKEN
 
 from desktop.core import paths
 from desktop.core.errors import SettingsError

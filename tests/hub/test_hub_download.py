@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import FAST_RETRY
+from fakehub import FAST_RETRY
 
 from desktop.core.errors import ChecksumMismatch, DiskFullError, DownloadError, RepoNotFound
 from desktop.hub.download import DownloadManager, download_blocking
