@@ -15,6 +15,7 @@ Kinds of item (``HistoryItem.kind``): ``"chat"``, ``"document"``, ``"compare"``.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -186,7 +187,7 @@ class HistoryStore:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
+                yield _Sanitizing(self._db)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:
@@ -204,7 +205,7 @@ class HistoryStore:
     def _query(self, sql: str, args: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
-                return self._db.execute(sql, args).fetchall()
+                return self._db.execute(sql, _clean_args(args)).fetchall()
             except sqlite3.Error as exc:
                 raise HistoryError(f"Could not read the history ({exc}).") from None
 
@@ -413,6 +414,36 @@ def _table(kind: str) -> str:
         return _TABLES[kind]
     except KeyError:
         raise HistoryError(f"Unknown history kind {kind!r}.") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: Any) -> Any:
+    """Text with lone surrogates (pasted invalid UTF-8, an edited export) can't be stored as UTF-8:
+    keep it, with U+FFFD where the broken bytes were, rather than refusing the whole message."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _clean_args(args: tuple | dict) -> tuple | dict:
+    if isinstance(args, dict):
+        return {k: _clean(v) for k, v in args.items()}
+    return tuple(_clean(v) for v in args)
+
+
+class _Sanitizing:
+    """The connection as a write transaction sees it: every bound value is storable text."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def execute(self, sql: str, args: tuple | dict = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, _clean_args(args))
 
 
 def _dumps(value: dict[str, Any] | None) -> str:
