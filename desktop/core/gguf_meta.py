@@ -161,6 +161,7 @@ class _Reader:
         self.buf = b""
         self.base = 0  # file offset of buf[0]
         self.pos = 0  # index into buf
+        self.empty_strings = 0  # counted by skip_strings when it collects strings
 
     def offset(self) -> int:
         return self.base + self.pos
@@ -219,7 +220,8 @@ class _Reader:
             raise ModelFileError(f"corrupt: {what} at byte {self.offset() - 8} claims {n} bytes")
         self.skip(n, what)
 
-    def skip_strings(self, count: int, what: str, marks: list[int] | None = None) -> None:
+    def skip_strings(self, count: int, what: str, marks: list[int] | None = None,
+                     seen: set[bytes] | None = None) -> None:
         """Walk ``count`` length-prefixed strings: the one unavoidable loop, kept as tight as Python allows.
 
         Works in batches of ``_MARK_EVERY``: an unchecked loop per batch (an overrun shows as a
@@ -235,13 +237,24 @@ class _Reader:
             batch = min(count - index, _MARK_EVERY - index % _MARK_EVERY)
             buf, start = self.buf, self.pos
             pos = start
+            got: list[bytes] = []
             try:
-                for _ in repeat(None, batch):
-                    pos += 8 + unpack(buf, pos)[0]
+                if seen is None:
+                    for _ in repeat(None, batch):
+                        pos += 8 + unpack(buf, pos)[0]
+                else:  # also collect the strings (to find duplicates) in the same walk
+                    append = got.append
+                    for _ in repeat(None, batch):
+                        first = pos + 8
+                        pos = first + unpack(buf, pos)[0]
+                        append(buf[first:pos])
                 fast = pos <= len(buf)
             except struct.error:
                 fast = False
             if fast:
+                if seen is not None:
+                    seen.update(got)
+                    self.empty_strings += got.count(b"")
                 self.pos = pos
                 index += batch
                 continue
@@ -251,6 +264,9 @@ class _Reader:
                 nxt = pos + 8 + unpack(buf, pos)[0]
                 if nxt > end:
                     break
+                if seen is not None:
+                    seen.add(buf[pos + 8:nxt])
+                    self.empty_strings += nxt == pos + 8
                 pos = nxt
                 done += 1
             self.pos = pos
@@ -391,7 +407,13 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFMetadata:
             if count * 8 > size - r.offset():
                 raise ModelFileError(f"truncated: the vocabulary claims {count} tokens")
             marks: list[int] = []
-            r.skip_strings(count, key, marks)
+            seen: set[bytes] = set()
+            r.skip_strings(count, key, marks, seen)
+            # llama.cpp renames empty tokens ("[EMPTY_i]") but aborts on any other repeated token.
+            duplicates = (count - r.empty_strings) - len(seen - {b""})
+            if duplicates > 0:
+                raise ModelFileError(
+                    f"corrupt: the vocabulary has {duplicates} duplicate token(s); llama.cpp can't load it")
             tokens_at = (marks, count)
             kv[key] = ("array", _STRING, count)
             continue

@@ -184,8 +184,6 @@ def test_files_only_llama_cpp_can_judge_fail_cleanly_and_the_app_goes_on(catalog
         assert stream.text() is not None and stream.final.error is None
 
 
-@pytest.mark.xfail(strict=True, reason="the header reader does not check the vocabulary for duplicate tokens, "
-                                       "so the library lists a file llama.cpp aborts on as a usable model")
 def test_library_lists_a_duplicate_token_vocab_as_broken(catalogue, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
