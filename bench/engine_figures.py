@@ -80,14 +80,15 @@ def consume(stream, started: float) -> Outcome:
     return Outcome(final, ttft, tps, len(times))
 
 
-def letters_prompt(n_tokens: int, salt: int) -> str:
+def letters_prompt(n_tokens: int, salt: str, first: int = 0) -> str:
     """Text that tokenizes to exactly ``n_tokens`` with the bench vocab (BOS + one token per letter).
 
     Every "▁x" (space + ASCII letter) is a single token of the synth vocab and two of them never merge, so
-    the count is exact; the first letter depends on ``salt`` so two prompts share no prefix beyond BOS.
+    the count is exact. Two prompts with different ``first`` (mod 52) share nothing beyond BOS, so a prompt
+    can be made that the engine's prefix reuse can't shorten.
     """
     rng = random.Random(salt)
-    letters = [string.ascii_letters[salt % 52]] + [rng.choice(string.ascii_letters) for _ in range(n_tokens - 2)]
+    letters = [string.ascii_letters[first % 52]] + [rng.choice(string.ascii_letters) for _ in range(n_tokens - 2)]
     return " ".join(letters)
 
 
@@ -98,6 +99,12 @@ class EngineBench:
     ref: Reference | None
     log: Log = print
     handles: dict = field(default_factory=dict)
+    _prompts: int = 0
+
+    def prompt(self, n_tokens: int, salt: str) -> str:
+        """A prompt whose first letter differs from the previous prompt's: nothing but BOS is reused."""
+        self._prompts += 1
+        return letters_prompt(n_tokens, salt, first=self._prompts)
 
     # ----- plumbing ------------------------------------------------------------------------------
     def load(self, key: str, path: Path, threads: int | None = None):
@@ -152,10 +159,10 @@ class EngineBench:
 
     # ----- the figures ---------------------------------------------------------------------------
     def warm_up(self, handle) -> None:
-        self.complete(handle, letters_prompt(16, 0), SamplingParams(max_tokens=8, seed=1))
+        self.complete(handle, self.prompt(16, "warm-up"), SamplingParams(max_tokens=8, seed=1))
 
     def decode(self, handle, model: Path, depth: int) -> Figure:
-        prompt = letters_prompt(max(depth, 2), 1000 + depth)
+        prompt = self.prompt(max(depth, 2), f"decode-{depth}")
         details: list[Outcome] = []
 
         def app(rep: int) -> float:
@@ -185,7 +192,7 @@ class EngineBench:
 
         def app(rep: int) -> float:
             # n + 1 tokens (BOS shared with whatever the cache holds): exactly n are evaluated, as llama-bench's -p n.
-            out = self.complete(handle, letters_prompt(n + 1, 2000 + rep), SamplingParams(max_tokens=1, seed=rep))
+            out = self.complete(handle, self.prompt(n + 1, f"prefill-{rep}"), SamplingParams(max_tokens=1, seed=rep))
             details.append(out)
             return out.stats.prefill_tps
 
@@ -204,7 +211,7 @@ class EngineBench:
                    "ttft_s": [o.stats.ttft_s for o in details]}))
 
     def logprobs(self, handle) -> Figure:
-        prompt = letters_prompt(2, 3000)
+        prompt = self.prompt(2, "logprobs")
 
         def on(rep: int) -> float:
             return self.decode_run(handle, prompt, seed=300 + rep, logprobs=5).stats.decode_tps
@@ -219,7 +226,7 @@ class EngineBench:
             reference=median(off_s), reference_label="logprobs off", target=LOGPROBS_TARGET,
             samples=tuple(on_s), reference_samples=tuple(off_s)))
 
-    def chat_ttft(self, handle) -> Figure:
+    def chat_ttft(self, handle, model: Path) -> Figure:
         turns = self.cfg.chat_turns
         ttft: dict[int, list[float]] = {2: [], turns: []}
         engine_ttft: dict[int, list[float]] = {2: [], turns: []}
@@ -230,7 +237,7 @@ class EngineBench:
             messages: list[dict] = []
             for turn in range(1, turns + 1):
                 messages.append({"role": "user",
-                                 "content": letters_prompt(self.cfg.chat_user_tokens, 5000 + 97 * rep + turn)})
+                                 "content": letters_prompt(self.cfg.chat_user_tokens, f"chat-{rep}-{turn}", first=rep * 100 + turn)})
                 params = SamplingParams(max_tokens=self.cfg.chat_reply_tokens, seed=rep * 100 + turn)
                 started = time.perf_counter()
                 out = consume(handle.chat(messages, params), started)
@@ -243,22 +250,35 @@ class EngineBench:
         t2, tn = median(ttft[2]), median(ttft[turns])
         e2, en = median(engine_ttft[2]), median(engine_ttft[turns])
         engine_ratio = f"{en / e2:.2f}×" if e2 and en else "—"
+        # What llama.cpp itself needs for the same work: prefill of the evaluated tokens at the same depth.
+        ref_note, ref_ms = "", {}
+        for turn in (2, turns):
+            n_eval = int(median(evaluated[turn]) or 0)
+            depth = int((median(prompt_tokens[turn]) or 0) - n_eval)
+            if n_eval > 0:
+                tps = self.reference(model, n_prompt=n_eval, n_gen=0, depth=depth, reps=self.cfg.reps)
+                if tps:
+                    ref_ms[turn] = 1000 * n_eval / tps
+        if len(ref_ms) == 2:
+            ref_note = (f"; llama-bench prefilling the same tokens at the same depths takes {ref_ms[2]:.0f} ms / "
+                        f"{ref_ms[turns]:.0f} ms ({ref_ms[turns] / ref_ms[2]:.2f}×): the floor for this ratio")
         note = (f"time from the request to the first token event on the client (what a user sees); the "
                 f"engine's own ttft_s: turn 2 {1000 * (e2 or 0):.0f} ms, turn {turns} {1000 * (en or 0):.0f} ms "
                 f"({engine_ratio}). Prompt tokens turn 2 / {turns}: {median(prompt_tokens[2]):.0f} / "
                 f"{median(prompt_tokens[turns]):.0f}; evaluated after prefix reuse: "
-                f"{median(evaluated[2]):.0f} / {median(evaluated[turns]):.0f}")
+                f"{median(evaluated[2]):.0f} / {median(evaluated[turns]):.0f}{ref_note}")
         return self.results.add(Figure(
             key="chat_ttft", label=f"Chat TTFT, turn {turns} vs turn 2", unit="s", value=tn, reference=t2,
             reference_label="turn 2", target=TTFT_TARGET, samples=tuple(ttft[turns]),
             reference_samples=tuple(ttft[2]), note=note,
             extra={"engine_ttft_s": {str(k): v for k, v in engine_ttft.items()},
+                   "llama_bench_prefill_ms": {str(k): v for k, v in ref_ms.items()},
                    "prompt_eval_tokens": {str(k): v for k, v in evaluated.items()},
                    "prompt_tokens": {str(k): v for k, v in prompt_tokens.items()}}))
 
     def concurrent(self, a, b, label: str, key: str) -> Figure:
         """Two models decoding at once (Compare) vs one alone; per-model tok/s."""
-        prompt = letters_prompt(2, 4000)
+        prompt = self.prompt(2, "compare")
         single: list[float] = []
         pair: list[float] = []
         totals: list[float] = []

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
             other = bench.load("instruct", instruct_model)
             bench.warm_up(other)
             if "chat" in groups:
-                _show(bench.chat_ttft(other), log)
+                _show(bench.chat_ttft(other, instruct_model), log)
             if "compare" in groups:
                 _show(bench.concurrent(bench.load("base", base) if "base" not in bench.handles
                                        else bench.handles["base"], other,

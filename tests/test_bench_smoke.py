@@ -68,10 +68,10 @@ def test_bench_model_runs_and_prompts_have_exact_token_counts(tmp_path):
     path = bench_model.write_q8_0_llama_gguf(tmp_path / "m.gguf", instruct=False, shape=TINY)
     with load_model(path, LoadOptions(threads=TEST_THREADS, n_ctx=1024)) as handle:
         for n in (2, 17, 129):
-            assert handle.count_tokens(letters_prompt(n, n), special=True) == n
+            assert handle.count_tokens(letters_prompt(n, str(n)), special=True) == n
         # Two salts share only BOS: the whole rest of the prompt is evaluated (what the prefill figure needs).
-        handle.complete(letters_prompt(65, 1), SamplingParams(max_tokens=1, seed=1)).text()
-        stream = handle.complete(letters_prompt(65, 2), SamplingParams(max_tokens=4, seed=1))
+        handle.complete(letters_prompt(65, "a", first=1), SamplingParams(max_tokens=1, seed=1)).text()
+        stream = handle.complete(letters_prompt(65, "a", first=2), SamplingParams(max_tokens=4, seed=1))
         stream.text()
         assert stream.final.stats.prompt_eval_tokens == 64
         assert stream.final.stats.completion_tokens >= 1
