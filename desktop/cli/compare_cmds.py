@@ -13,10 +13,13 @@ from desktop.cli.engine_cmds import add_sampling_flags, load_from_args, result_j
 
 def run_pair(base, instruct, prompt: str, params, system: str | None = None):
     """Stream both models concurrently; returns {"base": (final, tokens), "instruct": (final, tokens)}."""
+    from desktop.engine.client import split_threads
     from desktop.engine.types import FinalEvent
 
-    streams = {"base": base.complete(prompt, params),
-               "instruct": instruct.chat([{"role": "user", "content": prompt}], params, system=system)}
+    threads = split_threads([base, instruct])  # both decode at once: share the cores, don't fight over them
+    streams = {"base": base.complete(prompt, params, threads=threads),
+               "instruct": instruct.chat([{"role": "user", "content": prompt}], params, system=system,
+                                         threads=threads)}
     results: dict = {}
 
     def drain(name: str) -> None:

@@ -4,7 +4,7 @@ API (all blocking calls are meant for a background thread; none touches Qt):
 
     model = load_model(path, LoadOptions(...))      # -> ModelHandle; raises ModelFileError, EngineCrashed
     model.info                                      # LoadInfo (n_ctx, backend, kind, chat_template, ...)
-    stream = model.complete(prompt, SamplingParams(...))
+    stream = model.complete(prompt, SamplingParams(...), threads=None)   # threads: narrow this request
     stream = model.chat(messages, SamplingParams(...), system=None)   # messages: [{"role","content"}]
     for event in stream:                            # TokenEvent ... then one FinalEvent
         ...
@@ -36,11 +36,12 @@ from desktop.engine.types import (
 __all__ = [
     "Event", "FinalEvent", "GenerationStats", "LoadInfo", "LoadOptions", "SamplingParams", "ScoreResult",
     "ScoredToken", "TokenEvent", "TopToken", "load_model", "ModelHandle", "Stream", "hardware_report",
+    "split_threads",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("load_model", "ModelHandle", "Stream", "hardware_report"):
+    if name in ("load_model", "ModelHandle", "Stream", "hardware_report", "split_threads"):
         from desktop.engine import client
 
         return getattr(client, name)

@@ -363,17 +363,23 @@ class ModelHandle:
             return stream
 
     def complete(self, prompt: str, params: SamplingParams | None = None, *,
-                 replace_running: bool = True) -> Stream:
-        """Raw completion: the model continues ``prompt`` as text."""
+                 replace_running: bool = True, threads: int | None = None) -> Stream:
+        """Raw completion: the model continues ``prompt`` as text.
+
+        ``threads`` narrows this request's CPU threads (None: the load-time count). Two models decoding
+        at once (Compare) should split the cores: OpenMP threads that outnumber the cores spin against
+        each other and both models slow to a crawl."""
         params = (params or SamplingParams())
-        return self._begin(("complete", valid_text(str(prompt)), params), "generating", replace_running)
+        return self._begin(("complete", valid_text(str(prompt)), params, _threads(threads)), "generating",
+                           replace_running)
 
     def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
-             system: str | None = None, replace_running: bool = True) -> Stream:
+             system: str | None = None, replace_running: bool = True, threads: int | None = None) -> Stream:
         """A chat reply: the conversation rendered with the model's own chat template."""
         params = (params or SamplingParams())
         msgs = _valid_messages(messages)
-        return self._begin(("chat", msgs, valid_text(system), params), "generating", replace_running)
+        return self._begin(("chat", msgs, valid_text(system), params, _threads(threads)), "generating",
+                           replace_running)
 
     def _call(self, request: tuple, what: str):
         with self._lock:
@@ -425,6 +431,20 @@ def valid_text(text):
 
 def _valid_messages(messages: Sequence[Mapping[str, str]]) -> list[dict]:
     return [{k: valid_text(v) for k, v in dict(m).items()} for m in messages]
+
+
+def _threads(threads: int | None) -> int | None:
+    if threads is None:
+        return None
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise EngineError(f"Threads must be a whole number of 1 or more, not {threads!r}.")
+    return threads
+
+
+def split_threads(handles: Sequence[ModelHandle]) -> int:
+    """Threads per model when these models decode at the same time: their load-time counts share the cores."""
+    cores = max((h.info.threads for h in handles), default=1)
+    return max(1, cores // max(1, len(handles)))
 
 
 def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:

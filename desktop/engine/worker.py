@@ -120,6 +120,7 @@ class Runner:
                               f"(out of memory?). Try a smaller context. {self._last_error_line()}".strip())
         self.ctx = ctx
         self.n_ctx = L.llama_n_ctx(ctx)
+        self.current_threads = self.threads
         self.n_batch = L.llama_n_batch(ctx)
         self.memory = L.llama_get_memory(ctx)
         self._abort_cb = _strlen_abort_callback()
@@ -245,6 +246,13 @@ class Runner:
             raise ContextOverflow(
                 f"The prompt is {n_prompt:,} tokens but the model's context holds {self.n_ctx:,}: "
                 f"shorten the prompt or load the model with a larger context.", n_prompt, self.n_ctx)
+
+    def use_threads(self, threads: int | None) -> None:
+        """This request's CPU threads (None: the count the model was loaded with)."""
+        wanted = threads or self.threads
+        if wanted != self.current_threads:
+            L.llama_set_n_threads(self.ctx, wanted, wanted)
+            self.current_threads = wanted
 
     def cancelled(self) -> bool:
         return bool(self.cancel_flag[0])
@@ -749,11 +757,12 @@ def serve(conn, runner: Runner) -> None:
         try:
             if kind in ("complete", "chat"):
                 if kind == "complete":
-                    _, prompt, params = msg
+                    _, prompt, params, threads = msg
                     tokens = runner.completion_tokens(prompt)
                 else:
-                    _, messages, system, params = msg
+                    _, messages, system, params, threads = msg
                     tokens = runner.chat_tokens(messages, system)
+                runner.use_threads(threads)
                 final = runner.generate(tokens, params, send)
                 send(("final", final))
             elif kind == "render":

@@ -488,18 +488,23 @@ class ComparePane(QWidget):
 
         base, instruct = self.columns["base"].bar.handle, self.columns["instruct"].bar.handle
         messages = [{"role": "user", "content": prompt}]
+        # Both decode at once: each gets its share of the cores (oversubscribed OpenMP threads spin
+        # against each other and both models crawl). One model in both columns keeps its threads.
+        from desktop.engine.client import split_threads
+
+        threads = split_threads([base, instruct]) if base is not instruct else None
 
         def start_base(control: JobControl):
-            return start_when_free(control, lambda: base.complete(base_input, base_params, replace_running=False),
-                                   "the base model")
+            return start_when_free(control, lambda: base.complete(base_input, base_params, replace_running=False,
+                                                                  threads=threads), "the base model")
 
         def start_instruct(control: JobControl):
             try:  # the exact templated text, for the inputs view
                 control.report(when_free(lambda: instruct.render_chat(messages), lambda: control.cancelled))
             except Cancelled:
                 return None
-            return start_when_free(control, lambda: instruct.chat(messages, params, replace_running=False),
-                                   "the instruct model")
+            return start_when_free(control, lambda: instruct.chat(messages, params, replace_running=False,
+                                                                  threads=threads), "the instruct model")
 
         for side, start in (("base", start_base), ("instruct", start_instruct)):
             job = StreamJob(start, self, f"tandem-compare-{side}")

@@ -376,3 +376,16 @@ def test_chat_score_of_a_generated_reply_has_no_extra_leading_token(instruct):
     assert result.tokens[0].token_id == tokens[0].token_id
     assert result.tokens[0].logprob == pytest.approx(tokens[0].logprob, abs=1e-3)
     assert len(result.tokens) <= len(final.text.encode("utf-8"))
+
+
+def test_a_request_can_narrow_its_threads_and_the_next_one_gets_them_back(tiny_base):
+    from desktop.core.errors import EngineError
+    from desktop.engine import split_threads
+
+    with load_model(tiny_base, LoadOptions(threads=2, n_ctx=512)) as a, load_model(tiny_base, LoadOptions(threads=2, n_ctx=512)) as b:
+        assert split_threads([a, b]) == 1 and split_threads([a]) == 2
+        params = SamplingParams(max_tokens=6, seed=5, **WILD)
+        narrowed = a.complete("The king", params, threads=1).text()
+        assert narrowed == a.complete("The king", params).text()  # same seed, same text, any thread count
+        with pytest.raises(EngineError, match="Threads"):
+            a.complete("x", params, threads=0)
