@@ -12,7 +12,7 @@ for, so starting the app stays quick.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -47,6 +47,7 @@ from desktop.ui.notice import Notice
 from desktop.ui.workers import run_in_thread
 
 TAB_LIBRARY, TAB_CATALOG, TAB_SEARCH, TAB_DOWNLOADS = range(4)
+AFTER_FIRST_PAINT_MS = 300
 
 
 class WelcomeCard(QFrame):
@@ -205,6 +206,13 @@ class ModelsPage(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
+        # After the window has painted: importing the hub (for the download list) and the hardware probe
+        # (a worker process) would otherwise compete with the first paint of a cold start.
+        QTimer.singleShot(AFTER_FIRST_PAINT_MS, self._on_shown)
+
+    def _on_shown(self) -> None:
+        if not self.isVisible():
+            return
         if not self.center.is_ready:
             self.center.start()
         gpu_layers = self.context.settings.gpu_layers
