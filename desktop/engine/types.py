@@ -22,7 +22,7 @@ class LoadOptions:
     gpu_layers: int | Literal["auto"] = "auto"
     threads: int | None = None  # None: llama.cpp's default for this machine
     use_mmap: bool = True
-    flash_attn: bool = False
+    flash_attn: bool | None = None  # None: llama.cpp's own choice (auto: on where the backend gains)
     n_batch: int = 512
 
 

@@ -106,8 +106,9 @@ class Runner:
         cparams.n_threads = self.threads
         cparams.n_threads_batch = self.threads
         cparams.no_perf = True
-        cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
-                                   else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        cparams.flash_attn_type = {True: L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                                   False: L.LLAMA_FLASH_ATTN_TYPE_DISABLED}.get(options.flash_attn,
+                                                                                L.LLAMA_FLASH_ATTN_TYPE_AUTO)
         try:
             _check_context_memory(model, n_ctx, int(gpu_layers) > 0 and self.offload_supported)
         except EngineError:
