@@ -11,8 +11,12 @@ alternating which goes first so slow drift on a shared machine hits both sides a
 
 from __future__ import annotations
 
+import json
 import random
 import string
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from bench.reference import Reference, ReferenceUnavailable, run_llama_bench
 from bench.report import Figure, Results, Target, median
-from bench.system import MB, mapped_memory
+from bench.system import MB
 from desktop.engine import FinalEvent, LoadOptions, SamplingParams, TokenEvent, load_model
 
 Log = Callable[[str], None]
@@ -36,7 +40,8 @@ WORKER_MEM_TARGET = Target("value", "<=", 150, "<= 150 MB beyond the model")
 @dataclass(frozen=True)
 class EngineConfig:
     threads: int
-    reps: int = 3
+    reps: int = 5  # per comparison; a 2-core VM shared with other work swings ±10 % run to run
+    chat_reps: int = 3  # conversations of chat_turns turns each
     n_gen: int = 128
     depth: int = 1000
     n_prompt: int = 512
@@ -232,8 +237,8 @@ class EngineBench:
         engine_ttft: dict[int, list[float]] = {2: [], turns: []}
         evaluated: dict[int, list[int]] = {2: [], turns: []}
         prompt_tokens: dict[int, list[int]] = {2: [], turns: []}
-        self.log(f"chat time to first token, turn 2 vs turn {turns}: {self.cfg.reps} conversations")
-        for rep in range(self.cfg.reps):
+        self.log(f"chat time to first token, turn 2 vs turn {turns}: {self.cfg.chat_reps} conversations")
+        for rep in range(self.cfg.chat_reps):
             messages: list[dict] = []
             for turn in range(1, turns + 1):
                 messages.append({"role": "user",
@@ -256,7 +261,7 @@ class EngineBench:
             n_eval = int(median(evaluated[turn]) or 0)
             depth = int((median(prompt_tokens[turn]) or 0) - n_eval)
             if n_eval > 0:
-                tps = self.reference(model, n_prompt=n_eval, n_gen=0, depth=depth, reps=self.cfg.reps)
+                tps = self.reference(model, n_prompt=n_eval, n_gen=0, depth=depth, reps=self.cfg.chat_reps)
                 if tps:
                     ref_ms[turn] = 1000 * n_eval / tps
         if len(ref_ms) == 2:
@@ -282,8 +287,8 @@ class EngineBench:
         single: list[float] = []
         pair: list[float] = []
         totals: list[float] = []
-        self.log(f"{label}: {self.cfg.reps} reps")
-        for rep in range(self.cfg.reps):
+        self.log(f"{label}: {self.cfg.chat_reps} reps")
+        for rep in range(self.cfg.chat_reps):
             single.append(self.decode_run(a, prompt, seed=400 + rep).stats.decode_tps)
             outs: dict[str, Outcome] = {}
 
@@ -304,19 +309,51 @@ class EngineBench:
             note=f"per-model decode tok/s while both stream; both together: {median(totals):.1f} tok/s",
             extra={"aggregate_tps": totals, "threads_each": a.info.threads}))
 
-    def worker_memory(self, handle, model: Path) -> Figure:
-        pid = handle.pid
-        mem = mapped_memory(pid, model) if pid else None
-        if mem is None:
-            return self.results.add(Figure(
-                key="worker_memory", label="Worker memory beyond the model", unit="MB", value=None,
-                target=WORKER_MEM_TARGET, note="not measured: needs /proc/<pid>/smaps (Linux)"))
-        info = handle.info
+    def worker_memory(self, model: Path) -> Figure:
+        """Worker RSS beyond the mapped model, in a clean process: ``python -c`` has no main file, so the
+        spawned worker imports only what the app's worker imports (not this bench's modules)."""
+        code = _MEMORY_CHILD.format(repo=str(Path(__file__).resolve().parents[1]), model=str(model),
+                                    threads=self.cfg.threads, gpu_layers=repr(self.cfg.gpu_layers),
+                                    n_batch=self.cfg.n_batch, flash_attn=self.cfg.flash_attn,
+                                    prompt=letters_prompt(self.cfg.depth, "memory", first=7), n_gen=self.cfg.n_gen)
+        self.log("worker memory: load, prefill and decode in a fresh process, then read its smaps")
+        label = "Worker memory beyond the model"
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                                 cwd=tempfile.gettempdir())
+            data = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+        except (IndexError, ValueError, subprocess.TimeoutExpired, OSError) as exc:
+            return self.results.add(Figure(key="worker_memory", label=label, unit="MB", value=None,
+                                           target=WORKER_MEM_TARGET, note=f"not measured: {exc}"))
+        if data.get("rss") is None:
+            return self.results.add(Figure(key="worker_memory", label=label, unit="MB", value=None,
+                                           target=WORKER_MEM_TARGET,
+                                           note="not measured: needs /proc/<pid>/smaps (Linux)"))
+        top = ", ".join(f"{Path(k).name} {v / MB:.0f}" for k, v in data["largest_mappings"][:4])
         return self.results.add(Figure(
-            key="worker_memory", label="Worker memory beyond the model", unit="MB", value=mem.beyond_file / MB,
+            key="worker_memory", label=label, unit="MB", value=(data["rss"] - data["file_rss"]) / MB,
             target=WORKER_MEM_TARGET,
-            note=(f"worker RSS {mem.rss / MB:.0f} MB, of which {mem.file_rss / MB:.0f} MB are pages of the "
-                  f"mapped model file; anonymous {mem.anon_rss / MB:.0f} MB; KV cache estimate "
-                  f"{info.kv_cache_bytes / MB:.0f} MB at n_ctx {info.n_ctx}; measured after the decode runs"),
-            extra={"rss": mem.rss, "file_rss": mem.file_rss, "anon_rss": mem.anon_rss,
-                   "kv_cache_bytes": info.kv_cache_bytes, "n_ctx": info.n_ctx}))
+            note=(f"worker RSS {data['rss'] / MB:.0f} MB, of which {data['file_rss'] / MB:.0f} MB are pages of the "
+                  f"mapped model file; anonymous {data['anon_rss'] / MB:.0f} MB (KV cache "
+                  f"{data['kv_cache_bytes'] / MB:.0f} MB at n_ctx {data['n_ctx']}, plus llama.cpp's compute "
+                  f"buffer); largest parts, MB: {top}; after a {self.cfg.depth}-token prompt and "
+                  f"{self.cfg.n_gen} tokens"),
+            extra=data))
+
+
+# Run by ``python -c``: load like a pane does, prefill + decode, then split the worker's RSS.
+_MEMORY_CHILD = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from desktop.engine import LoadOptions, SamplingParams, load_model
+from bench.system import mapped_memory
+handle = load_model({model!r}, LoadOptions(threads={threads}, gpu_layers={gpu_layers}, n_batch={n_batch},
+                                           flash_attn={flash_attn}))
+handle.complete({prompt!r}, SamplingParams(max_tokens={n_gen}, seed=1)).text()
+mem = mapped_memory(handle.pid, {model!r})
+data = {{"kv_cache_bytes": handle.info.kv_cache_bytes, "n_ctx": handle.info.n_ctx}}
+if mem is not None:
+    data.update(rss=mem.rss, file_rss=mem.file_rss, anon_rss=mem.anon_rss, largest_mappings=mem.by_mapping)
+print(json.dumps(data))
+handle.close()
+"""

@@ -87,6 +87,7 @@ class MappedMemory:
     rss: int  # whole process
     file_rss: int  # resident pages mapped from the given file
     anon_rss: int  # anonymous resident pages (heap, KV cache, compute buffers)
+    by_mapping: tuple[tuple[str, int], ...] = ()  # the largest RSS contributors: (path or [anon]/[heap], bytes)
 
     @property
     def beyond_file(self) -> int:
@@ -102,19 +103,24 @@ def mapped_memory(pid: int, file: str | os.PathLike) -> MappedMemory | None:
         return None
     rss = file_rss = anon = 0
     current_is_file = False
+    current = "[anon]"
+    per: dict[str, int] = {}
     for line in text.splitlines():
         first = line.split(None, 1)[0] if line else ""
         if "-" in first and not first.endswith(":"):  # a mapping header: "addr-addr perms off dev inode path"
             parts = line.split(None, 5)
-            current_is_file = len(parts) == 6 and parts[5].strip() == target
+            current = parts[5].strip() if len(parts) == 6 else "[anon]"
+            current_is_file = current == target
         elif first == "Rss:":
             kb = int(line.split()[1])
             rss += kb
+            per[current] = per.get(current, 0) + kb * 1024
             if current_is_file:
                 file_rss += kb
         elif first == "Anonymous:":
             anon += int(line.split()[1])
-    return MappedMemory(rss * 1024, file_rss * 1024, anon * 1024)
+    top = tuple(sorted(((k, v) for k, v in per.items() if k != target), key=lambda kv: -kv[1])[:12])
+    return MappedMemory(rss * 1024, file_rss * 1024, anon * 1024, top)
 
 
 # ----- noise ------------------------------------------------------------------------------------------
