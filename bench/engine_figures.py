@@ -152,8 +152,10 @@ class EngineBench:
         if self.ref is None:
             return None
         try:
+            # the same compute-step size the app's worker uses (its default depends on GPU offload)
+            ubatch = LoadOptions(n_batch=self.cfg.n_batch).effective_ubatch(offload=self.cfg.ngl > 0)
             sample = run_llama_bench(self.ref, model, threads=self.cfg.threads, n_batch=self.cfg.n_batch,
-                                     flash_attn=self.cfg.flash_attn, gpu_layers=self.cfg.ngl, **kw)
+                                     flash_attn=self.cfg.flash_attn, gpu_layers=self.cfg.ngl, n_ubatch=ubatch, **kw)
         except ReferenceUnavailable as exc:
             self.results.note(f"llama-bench run failed, comparison skipped: {exc}")
             self.ref = None

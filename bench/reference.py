@@ -242,10 +242,10 @@ class BenchSample:
 
 def run_llama_bench(ref: Reference, model: Path, *, threads: int, n_prompt: int = 0, n_gen: int = 0,
                     depth: int = 0, reps: int = 1, n_batch: int = 512, flash_attn: bool = False,
-                    gpu_layers: int = 0, timeout: float = 900) -> BenchSample:
+                    gpu_layers: int = 0, timeout: float = 900, n_ubatch: int | None = None) -> BenchSample:
     """Run one llama-bench test (JSON output) and return its per-repetition tok/s."""
     cmd = [str(ref.binary), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-d", str(depth),
-           "-t", str(threads), "-r", str(reps), "-b", str(n_batch), "-ub", str(n_batch),
+           "-t", str(threads), "-r", str(reps), "-b", str(n_batch), "-ub", str(n_ubatch or n_batch),
            "-fa", "1" if flash_attn else "0", "-ngl", str(gpu_layers), "-o", "json"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -101,14 +101,18 @@ class Runner:
         self.threads = options.threads or default_threads()
         cparams = L.llama_context_default_params()
         cparams.n_ctx = n_ctx
+        offload = self.offload_supported and int(gpu_layers) > 0
         cparams.n_batch = min(options.n_batch, n_ctx)
-        cparams.n_ubatch = min(options.n_batch, n_ctx)
+        cparams.n_ubatch = min(options.effective_ubatch(offload), cparams.n_batch)
         cparams.n_threads = self.threads
         cparams.n_threads_batch = self.threads
         cparams.no_perf = True
-        cparams.flash_attn_type = {True: L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
-                                   False: L.LLAMA_FLASH_ATTN_TYPE_DISABLED}.get(options.flash_attn,
-                                                                                L.LLAMA_FLASH_ATTN_TYPE_AUTO)
+        if options.flash_attn is None:
+            cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_AUTO if offload
+                                       else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        else:
+            cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
+                                       else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         try:
             _check_context_memory(model, n_ctx, int(gpu_layers) > 0 and self.offload_supported)
         except EngineError:
@@ -162,6 +166,7 @@ class Runner:
             bos_text=self.bos_text,
             eos_text=self.eos_text,
             threads=self.threads,
+            n_ubatch=int(cparams.n_ubatch),
         )
 
     # ----- helpers -------------------------------------------------------------------------------
