@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import traceback
 from pathlib import Path
 
@@ -27,6 +28,20 @@ def setup_logging(level: int = logging.INFO) -> logging.Logger:
         logger.setLevel(level)
         _configured = True
     return logger
+
+
+def tail(path: str | os.PathLike | None, lines: int = 20, max_bytes: int = 16384) -> str:
+    """The last lines of a log file ("" if there is none): what a crashed worker wrote last."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - max_bytes))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
 
 
 def log_exception(context: str) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from desktop.core import paths
 from desktop.core.errors import EngineBusy, EngineCrashed, EngineError, ModelFileError, TandemError
+from desktop.core.logs import tail
 from desktop.engine.types import (
     FinalEvent,
     LoadInfo,
@@ -67,17 +68,6 @@ def check_model_file(path: str | os.PathLike) -> Path:
     return p.resolve()
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8192))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "stopped answering"
@@ -109,13 +99,13 @@ class _Worker:
     def crashed(self, what: str) -> EngineCrashed:
         self.process.join(timeout=1.0)
         code = self.process.exitcode
-        tail = _tail(self.log_path)
-        last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+        log_tail = tail(self.log_path)
+        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
         message = f"The model's worker process {_describe_exit(code)} while {what}."
         if last and code not in (None, -9):
             message += f" Last message: {last.strip()[:200]}"
         return EngineCrashed(message + " The app is fine; the model will be loaded again on the next request.",
-                             tail, code)
+                             log_tail, code)
 
     def recv(self, what: str, timeout: float | None = None):
         """Next message, or EngineCrashed if the worker died."""
@@ -473,7 +463,7 @@ def hardware_report(refresh: bool = False) -> dict:
             raise EngineError("The hardware check did not answer within 60 s.")
         kind, value = parent.recv()
     except (EOFError, OSError):
-        raise EngineCrashed(f"The hardware check crashed: {_tail(log_path, 5)}", _tail(log_path)) from None
+        raise EngineCrashed(f"The hardware check crashed: {tail(log_path, 5)}", tail(log_path)) from None
     finally:
         process.join(timeout=5)
         if process.is_alive():

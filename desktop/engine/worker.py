@@ -31,6 +31,7 @@ from desktop.core.errors import (
     ModelFileError,
     TandemError,
 )
+from desktop.core.logs import tail
 from desktop.engine.types import FinalEvent, GenerationStats, LoadInfo, LoadOptions, SamplingParams
 
 # Filled in by worker_main once llama_cpp is imported (keeps this module importable for tests of helpers).
@@ -42,19 +43,6 @@ def default_threads() -> int:
     """Roughly the physical core count: llama.cpp decodes fastest without hyper-threads."""
     n = os.cpu_count() or 2
     return max(1, n // 2) if n > 4 else n
-
-
-def _log_tail(path: str | None, lines: int = 30) -> str:
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 16384))
-            data = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
 
 
 def _strlen_abort_callback():
@@ -171,7 +159,7 @@ class Runner:
 
     # ----- helpers -------------------------------------------------------------------------------
     def _last_error_line(self) -> str:
-        lines = [ln for ln in _log_tail(self.log_path, 60).splitlines()
+        lines = [ln for ln in tail(self.log_path, 60).splitlines()
                  if "error" in ln.lower() or "failed" in ln.lower()]
         return lines[-1].strip() if lines else ""
 
@@ -179,7 +167,7 @@ class Runner:
         """The most specific reason llama.cpp logged. Its last lines are generic ("failed to load model");
         the real cause is the "error loading model:" line, or for GGUF parse errors the gguf line before."""
         name = os.path.basename(self.path)
-        lines = [ln.strip() for ln in _log_tail(self.log_path, 60).splitlines()
+        lines = [ln.strip() for ln in tail(self.log_path, 60).splitlines()
                  if "error" in ln.lower() or "failed" in ln.lower()]
         detail = lines[-1] if lines else ""
         for i in range(len(lines) - 1, -1, -1):
