@@ -8,21 +8,13 @@ import math
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton, QWidget
-from ui_helpers import GEN_TIMEOUT_MS, LOAD_TIMEOUT_MS
+from ui_helpers import GEN_TIMEOUT_MS, LOAD_TIMEOUT_MS, shown
 
 from desktop.engine.types import SamplingParams
 from desktop.ui.compare_analysis import align_scored
 from desktop.ui.compare_presets import DEFAULT_FEW_SHOT_TEMPLATE, FEW_SHOT_STOP, PRESETS, wrap_few_shot
 
 LONG_PROMPT = "Once upon a time"
-
-
-def shown(text: str) -> str:
-    """What an editor shows for ``text``: Qt turns CR and the Unicode separators into line breaks (the tiny
-    models write random bytes, control characters included)."""
-    for ch in ("\r", "\u2028", "\u2029", "\ufdd0"):
-        text = text.replace(ch, "\n")
-    return text
 PINNED_SEED = "6"  # runs that only need to last a while (stop mid-run, a pinned seed shown on both)
 
 

@@ -24,3 +24,15 @@ def run_and_wait(qtbot, pane, action, timeout: int = GEN_TIMEOUT_MS):
     action()
     qtbot.waitUntil(lambda: pane.last_final is not None, timeout=timeout)
     return pane.last_final
+
+
+# What Qt's text editors store for characters the random tiny models emit: CR, the Unicode line/paragraph
+# separators and the noncharacters U+FDD0/U+FDD1 become line breaks, a no-break space a plain space.
+_EDITOR_FORM = str.maketrans({"\r": "\n", "\u2028": "\n", "\u2029": "\n", "\ufdd0": "\n", "\ufdd1": "\n",
+                              "\xa0": " "})
+
+
+def shown(text: str) -> str:
+    """``text`` as a QPlainTextEdit/QTextEdit gives it back from toPlainText()."""
+    return text.translate(_EDITOR_FORM)
+
