@@ -12,13 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -30,6 +29,7 @@ from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
 from desktop.ui.context import AppContext
 from desktop.ui.history_sidebar import HistorySidebar
+from desktop.ui.layout import make_timer, three_columns
 from desktop.ui.model_bar import ModelBar
 from desktop.ui.notice import Notice
 from desktop.ui.prompt_view import PromptView
@@ -208,13 +208,6 @@ class ChatPane(QWidget):
 
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=512))
         self.sampling.changed.connect(self._save_state_later)
-        sampling_scroll = QScrollArea()
-        sampling_scroll.setWidgetResizable(True)
-        sampling_scroll.setWidget(self.sampling)
-        sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        sampling_scroll.setMinimumWidth(240)
-        sampling_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
         self.sidebar = HistorySidebar(context.history, "chat")
         self.sidebar.opened.connect(self.open_chat)
         self.sidebar.newRequested.connect(self.new_item)
@@ -222,29 +215,11 @@ class ChatPane(QWidget):
         self.sidebar.imported.connect(lambda item: item.kind == "chat" and self.open_chat(item.id))
         self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("chatSplitter")
-        self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(center)
-        self.splitter.addWidget(sampling_scroll)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([200, 800, 250])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.splitter)
+        self.splitter = three_columns(self, "chatSplitter", self.sidebar, center, self.sampling, [200, 800, 250])
 
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(300)
-        self._render_timer.timeout.connect(self.update_prompt_view)
-        self._state_timer = QTimer(self)
-        self._state_timer.setSingleShot(True)
-        self._state_timer.setInterval(800)
-        self._state_timer.timeout.connect(self._save_state)
-        self._rate_timer = QTimer(self)
-        self._rate_timer.setInterval(500)
-        self._rate_timer.timeout.connect(self._report_rate)
+        self._render_timer = make_timer(self, 300, self.update_prompt_view)
+        self._state_timer = make_timer(self, 800, self._save_state)
+        self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._update_buttons()
         self._ready = True

@@ -16,14 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolButton,
@@ -49,6 +48,7 @@ from desktop.ui.compare_presets import (
 from desktop.ui.compare_views import FirstStepView, InputsView, OutputColumn
 from desktop.ui.context import AppContext
 from desktop.ui.history_sidebar import HistorySidebar
+from desktop.ui.layout import make_timer, three_columns
 from desktop.ui.notice import Notice
 from desktop.ui.sampling_panel import SamplingPanel
 from desktop.ui.stats import error_text
@@ -225,30 +225,10 @@ class ComparePane(QWidget):
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=160))
         self.sampling.changed.connect(self._save_state_later)
         self.sampling.setToolTip("Both models run with these settings and the same seed.")
-        sampling_scroll = QScrollArea()
-        sampling_scroll.setWidgetResizable(True)
-        sampling_scroll.setWidget(self.sampling)
-        sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.splitter = three_columns(self, "compareSplitter", self.sidebar, center, self.sampling, [180, 820, 220], sampling_min_width=None)
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("compareSplitter")
-        self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(center)
-        self.splitter.addWidget(sampling_scroll)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([180, 820, 220])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.splitter)
-
-        self._state_timer = QTimer(self)
-        self._state_timer.setSingleShot(True)
-        self._state_timer.setInterval(800)
-        self._state_timer.timeout.connect(self._save_state)
-        self._rate_timer = QTimer(self)
-        self._rate_timer.setInterval(250)
-        self._rate_timer.timeout.connect(self._report_progress)
+        self._state_timer = make_timer(self, 800, self._save_state)
+        self._rate_timer = make_timer(self, 250, self._report_progress, single_shot=False)
         context.libraryChanged.connect(self._on_library)
         self._restore_state()
         self._ready = True

@@ -9,7 +9,7 @@ Documents are saved in the history as you go.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -17,8 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +26,7 @@ from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
 from desktop.ui.context import AppContext
 from desktop.ui.history_sidebar import HistorySidebar
+from desktop.ui.layout import make_timer, three_columns
 from desktop.ui.model_bar import ModelBar
 from desktop.ui.notice import Notice
 from desktop.ui.sampling_panel import SamplingPanel
@@ -126,40 +125,12 @@ class CompletionPane(QWidget):
 
         self.sampling = SamplingPanel(SamplingParams(temperature=0.8, max_tokens=200))
         self.sampling.changed.connect(self._save_state_later)
-        sampling_scroll = QScrollArea()
-        sampling_scroll.setWidgetResizable(True)
-        sampling_scroll.setWidget(self.sampling)
-        sampling_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        sampling_scroll.setMinimumWidth(240)
-        sampling_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.splitter = three_columns(self, "completionSplitter", self.sidebar, center, self.sampling, [200, 700, 250])
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("completionSplitter")
-        self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(center)
-        self.splitter.addWidget(sampling_scroll)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([200, 700, 250])
-        self.splitter.setCollapsible(1, False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.splitter)
-
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(SAVE_EVERY_MS)
-        self._save_timer.timeout.connect(self.save_document)
-        self._state_timer = QTimer(self)
-        self._state_timer.setSingleShot(True)
-        self._state_timer.setInterval(800)
-        self._state_timer.timeout.connect(self._save_state)
-        self._count_timer = QTimer(self)
-        self._count_timer.setSingleShot(True)
-        self._count_timer.setInterval(500)
-        self._count_timer.timeout.connect(self._count_context)
-        self._rate_timer = QTimer(self)
-        self._rate_timer.setInterval(500)
-        self._rate_timer.timeout.connect(self._report_rate)
+        self._save_timer = make_timer(self, SAVE_EVERY_MS, self.save_document)
+        self._state_timer = make_timer(self, 800, self._save_state)
+        self._count_timer = make_timer(self, 500, self._count_context)
+        self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._ready = True
 
