@@ -132,6 +132,7 @@ class GenerationStats:
     decode_tps: float = 0.0
     prefill_s: float = 0.0
     decode_s: float = 0.0
+    decode_llama_s: float = 0.0  # of decode_s, the time inside llama_decode (the rest is the engine's own)
     seed: int | None = None  # the seed actually used (so a good sample can be pinned)
 
     def as_json(self) -> dict:

@@ -124,6 +124,7 @@ class Runner:
         self.piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._one = (L.llama_token * 1)()
+        self._lse_buf = None  # scratch for _logprobs
         self.bos = L.llama_vocab_bos(self.vocab)
         self.eos = L.llama_vocab_eos(self.vocab)
         self.add_bos = bool(L.llama_vocab_get_add_bos(self.vocab))
@@ -333,7 +334,13 @@ class Runner:
     def _logprobs(self, token: int, k: int):
         logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
         top_logit = float(logits.max())
-        lse = top_logit + math.log(float(np.exp(logits - top_logit).sum()))
+        # log-sum-exp in one scratch buffer: no temporaries of n_vocab floats per token (211 -> 144 µs at 32k)
+        buf = self._lse_buf
+        if buf is None or buf.shape != logits.shape:
+            buf = self._lse_buf = np.empty_like(logits)
+        np.subtract(logits, top_logit, out=buf)
+        np.exp(buf, out=buf)
+        lse = top_logit + math.log(float(buf.sum()))
         chosen = float(logits[token]) - lse
         if k <= 0:
             return chosen, ()
@@ -375,6 +382,8 @@ class Runner:
             stop_string_hit = False
             flag = self.cancel_flag
             vocab = self.vocab
+            perf_counter = time.perf_counter
+            in_llama = 0.0  # seconds inside llama_decode while decoding: the rest is this loop's own cost
             while n_generated < p.max_tokens:
                 if flag[0]:
                     finish = "cancelled"
@@ -409,7 +418,9 @@ class Runner:
                     send(("tok", text, token, logprob, top))
                 if n_generated >= p.max_tokens:
                     break  # no need to evaluate a token nothing will follow
+                t_llama = perf_counter()
                 rc = self._decode_one(token)
+                in_llama += perf_counter() - t_llama
                 if rc != 0:
                     self._after_failed_decode()
                     finish = "cancelled" if (rc == 2 or flag[0]) else "length"
@@ -421,6 +432,7 @@ class Runner:
                 _flush(pending, len("".join(x[0] for x in pending)), emitted, send)
             # Bytes of a character the model never finished (max tokens hit mid-character) are dropped:
             # every event's text stays valid UTF-8 and the events add up to the final text.
+            stats["decode_llama_s"] = in_llama
             return self._final(finish, emitted, stats, t_start, t_first, n_generated)
         finally:
             L.llama_sampler_free(sampler)

@@ -185,6 +185,17 @@ def test_prefix_reuse_evaluates_only_new_tokens(instruct):
     assert st.prompt_eval_tokens <= st.prompt_tokens - s1.final.stats.prompt_tokens + 2
 
 
+def test_stats_split_decode_time_into_llama_and_engine(base):
+    """decode_llama_s is the part of decode_s spent inside llama_decode (the bench reports the rest as the
+    engine's own per-token cost); every token after the first is evaluated there, so it can't be zero."""
+    stream = base.complete("Once upon a time", SamplingParams(max_tokens=24, seed=5, **WILD))
+    stream.text()
+    st = stream.final.stats
+    assert st.completion_tokens >= 2, "need at least one decode step"
+    assert 0.0 < st.decode_llama_s <= st.decode_s
+    assert math.isclose(st.decode_tps, (st.completion_tokens - 1) / st.decode_s, rel_tol=1e-9)
+
+
 def test_cancel_during_decode_within_200ms(tiny_base):
     with load_model(tiny_base, LoadOptions(threads=TEST_THREADS, n_ctx=2048)) as handle:
         stream = handle.complete("Once upon a time", SamplingParams(max_tokens=2000, seed=1, **WILD))
