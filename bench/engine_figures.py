@@ -40,7 +40,7 @@ WORKER_MEM_TARGET = Target("value", "<=", 150, "<= 150 MB beyond the model")
 @dataclass(frozen=True)
 class EngineConfig:
     threads: int
-    reps: int = 5  # per comparison; a 2-core VM shared with other work swings ±10 % run to run
+    reps: int = 7  # per comparison; a 2-core VM shared with other work swings ±10 % run to run
     chat_reps: int = 3  # conversations of chat_turns turns each
     n_gen: int = 128
     depth: int = 1000
@@ -95,6 +95,39 @@ def letters_prompt(n_tokens: int, salt: str, first: int = 0) -> str:
     rng = random.Random(salt)
     letters = [string.ascii_letters[first % 52]] + [rng.choice(string.ascii_letters) for _ in range(n_tokens - 2)]
     return " ".join(letters)
+
+
+def own_cost_note(details: list[Outcome]) -> str:
+    """The engine's time per token outside llama_decode (sampling, detokenizing, stop strings, the pipe
+    write), from the worker's own clock: unlike the ratio it barely moves with the machine's load."""
+    shares = [1 - o.stats.decode_llama_s / o.stats.decode_s for o in details
+              if o.stats.decode_s > 0 and o.stats.decode_llama_s > 0]
+    if not shares:
+        return ""
+    per_token = [1000 * (o.stats.decode_s - o.stats.decode_llama_s) / max(1, o.stats.completion_tokens - 1)
+                 for o in details if o.stats.decode_s > 0 and o.stats.decode_llama_s > 0]
+    return (f"; the engine's own time per token outside llama_decode: {median(per_token):.2f} ms = "
+            f"{100 * median(shares):.1f} % of decode time (llama-bench: 0, it neither samples nor detokenizes)")
+
+
+def logprobs_cost_note(outs: dict[bool, list[Outcome]]) -> str:
+    """What top-5 logprobs add to the engine's own time per token, by the worker's clock."""
+    def own_ms(o: Outcome) -> float | None:
+        s = o.stats
+        if s.decode_s <= 0 or s.decode_llama_s <= 0 or s.completion_tokens < 2:
+            return None
+        return 1000 * (s.decode_s - s.decode_llama_s) / (s.completion_tokens - 1)
+
+    def token_ms(o: Outcome) -> float | None:
+        return 1000 / o.stats.decode_tps if o.stats.decode_tps else None
+
+    on = median([own_ms(o) for o in outs[True]])
+    off = median([own_ms(o) for o in outs[False]])
+    token = median([token_ms(o) for o in outs[False]])
+    if on is None or off is None or not token:
+        return ""
+    return (f"; by the worker's clock, the engine's own time per token is {on:.2f} ms with top-5 and {off:.2f} ms "
+            f"without: logprobs add {on - off:.2f} ms to a {token:.1f} ms token ({100 * (on - off) / token:.1f} %)")
 
 
 def spread_note(app: list[float], ref: list[float]) -> str:
@@ -163,16 +196,22 @@ class EngineBench:
         return median(sample.samples_ts)
 
     def interleave(self, reps: int, app: Callable[[int], float | None], ref: Callable[[int], float | None]):
-        """Run app and reference alternately (ABBA...); returns both sample lists."""
+        """Run app and reference alternately (ABBA...); returns both sample lists and the per-rep ratios
+        app / reference of the two runs made back to back."""
         app_samples: list[float] = []
         ref_samples: list[float] = []
+        pairs: list[float] = []
         for rep in range(reps):
             order = (ref, app) if rep % 2 == 0 else (app, ref)
+            got = {}
             for fn in order:
                 value = fn(rep)
                 if value is not None:
+                    got[fn is app] = value
                     (app_samples if fn is app else ref_samples).append(value)
-        return app_samples, ref_samples
+            if got.get(True) and got.get(False):
+                pairs.append(got[True] / got[False])
+        return app_samples, ref_samples, pairs
 
     # ----- the figures ---------------------------------------------------------------------------
     def warm_up(self, handle) -> None:
@@ -191,15 +230,15 @@ class EngineBench:
             return self.reference(model, n_prompt=0, n_gen=self.cfg.n_gen, depth=depth)
 
         self.log(f"decode at depth {depth}: {self.cfg.reps} interleaved reps of {self.cfg.n_gen} tokens")
-        app_s, ref_s = self.interleave(self.cfg.reps, app, ref)
+        app_s, ref_s, pairs = self.interleave(self.cfg.reps, app, ref)
         client = median([o.client_decode_tps for o in details])
         note = (f"{self.cfg.n_gen} tokens after a {depth}-token context; default sampling chain; "
                 f"client-side rate (events as received through the pipe): {client:.1f} tok/s"
-                if client else "") + spread_note(app_s, ref_s)
+                if client else "") + own_cost_note(details) + spread_note(app_s, ref_s)
         return self.results.add(Figure(
             key=f"decode_d{depth}", label=f"Decode, depth {depth}", unit="tok/s", value=median(app_s),
             reference=median(ref_s), reference_label="llama-bench", target=DECODE_TARGET,
-            samples=tuple(app_s), reference_samples=tuple(ref_s), note=note,
+            samples=tuple(app_s), reference_samples=tuple(ref_s), pair_ratios=tuple(pairs), note=note,
             extra={"client_decode_tps": [o.client_decode_tps for o in details],
                    "completion_tokens": [o.stats.completion_tokens for o in details]}))
 
@@ -217,12 +256,12 @@ class EngineBench:
             return self.reference(model, n_prompt=n, n_gen=0)
 
         self.log(f"prefill of a {n}-token prompt: {self.cfg.reps} interleaved reps")
-        app_s, ref_s = self.interleave(self.cfg.reps, app, ref)
+        app_s, ref_s, pairs = self.interleave(self.cfg.reps, app, ref)
         evaluated = sorted({o.stats.prompt_eval_tokens for o in details})
         return self.results.add(Figure(
             key=f"prefill_{n}", label=f"Prefill, {n}-token prompt", unit="tok/s", value=median(app_s),
             reference=median(ref_s), reference_label="llama-bench", target=PREFILL_TARGET,
-            samples=tuple(app_s), reference_samples=tuple(ref_s),
+            samples=tuple(app_s), reference_samples=tuple(ref_s), pair_ratios=tuple(pairs),
             note=f"tokens evaluated per run: {evaluated} (llama-bench: {n}); batch {self.cfg.n_batch}"
                  + spread_note(app_s, ref_s),
             extra={"prompt_eval_tokens": [o.stats.prompt_eval_tokens for o in details],
@@ -231,19 +270,23 @@ class EngineBench:
     def logprobs(self, handle) -> Figure:
         prompt = self.prompt(2, "logprobs")
 
+        outs: dict[bool, list[Outcome]] = {True: [], False: []}
+
         def on(rep: int) -> float:
-            return self.decode_run(handle, prompt, seed=300 + rep, logprobs=5).stats.decode_tps
+            outs[True].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=5))
+            return outs[True][-1].stats.decode_tps
 
         def off(rep: int) -> float:
-            return self.decode_run(handle, prompt, seed=300 + rep, logprobs=0).stats.decode_tps
+            outs[False].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=0))
+            return outs[False][-1].stats.decode_tps
 
         self.log(f"decode with top-5 logprobs on vs off: {self.cfg.reps} interleaved reps")
-        on_s, off_s = self.interleave(self.cfg.reps, on, off)
+        on_s, off_s, pairs = self.interleave(self.cfg.reps, on, off)
         return self.results.add(Figure(
             key="logprobs_top5", label="Decode with top-5 logprobs", unit="tok/s", value=median(on_s),
             reference=median(off_s), reference_label="logprobs off", target=LOGPROBS_TARGET,
-            samples=tuple(on_s), reference_samples=tuple(off_s),
-            note="the Completion pane asks for top-5 on every run" + spread_note(on_s, off_s)))
+            samples=tuple(on_s), reference_samples=tuple(off_s), pair_ratios=tuple(pairs),
+            note="the Completion pane asks for top-5 on every run" + logprobs_cost_note(outs) + spread_note(on_s, off_s)))
 
     def chat_ttft(self, handle, model: Path) -> Figure:
         turns = self.cfg.chat_turns

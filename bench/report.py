@@ -46,9 +46,20 @@ class Figure:
     reference_samples: tuple[float, ...] = ()
     note: str = ""
     extra: dict = field(default_factory=dict)
+    # app / reference of each rep, the two measured back to back: on a shared machine whose speed drifts by
+    # ±10 % over a minute, the median of these is the ratio (drift between reps cancels out of each pair)
+    pair_ratios: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float | None:
+        if self.pair_ratios:
+            return statistics.median(self.pair_ratios)
+        if self.value is None or not self.reference:
+            return None
+        return self.value / self.reference
+
+    @property
+    def ratio_of_medians(self) -> float | None:
         if self.value is None or not self.reference:
             return None
         return self.value / self.reference
@@ -64,6 +75,7 @@ class Figure:
     def as_json(self) -> dict:
         data = asdict(self)
         data["ratio"] = self.ratio
+        data["ratio_of_medians"] = self.ratio_of_medians
         data["verdict"] = self.verdict
         return data
 
@@ -140,13 +152,27 @@ def machine_lines(machine: dict) -> list[str]:
     return [f"- {label}: {machine[k]}" for k, label in keys if machine.get(k) not in (None, "", [])]
 
 
+def pairs_text(fig: Figure) -> str:
+    """How the ratio was formed, with the spread a reader needs to judge it."""
+    if not fig.pair_ratios:
+        return ""
+    lo, hi = min(fig.pair_ratios), max(fig.pair_ratios)
+    rom = fig.ratio_of_medians
+    return (f"ratio = median of {len(fig.pair_ratios)} back-to-back pairs (pairs range {_fmt_ratio(lo, fig)} to "
+            f"{_fmt_ratio(hi, fig)}; ratio of the medians {_fmt_ratio(rom, fig)})")
+
+
+def figure_note(fig: Figure) -> str:
+    return "; ".join(x for x in (fig.note, pairs_text(fig)) if x)
+
+
 def markdown_report(results: Results) -> str:
     cfg = results.config
     parts = [f"# Tandem benchmark — {cfg.get('shape', '?')} shape, {cfg.get('started', '')}", "",
              *machine_lines(results.machine), "", markdown_table(results), ""]
-    details = [f for f in results.figures if f.note]
+    details = [f for f in results.figures if f.note or f.pair_ratios]
     if details:
-        parts += ["## Notes per figure", ""] + [f"- **{f.label}**: {f.note}" for f in details] + [""]
+        parts += ["## Notes per figure", ""] + [f"- **{f.label}**: {figure_note(f)}" for f in details] + [""]
     if results.notes:
         parts += ["## Run notes", ""] + [f"- {n}" for n in results.notes] + [""]
     if cfg.get("command"):

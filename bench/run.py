@@ -38,7 +38,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both Tandem and llama-bench (default: the engine's default)")
     parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS_DIR})")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 5; quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 7; quick 2)")
     parser.add_argument("--no-reference", action="store_true", help="skip llama-bench (app figures only)")
     parser.add_argument("--only", default="", metavar="GROUPS",
                         help=f"comma-separated subset of: {', '.join(GROUPS)}")

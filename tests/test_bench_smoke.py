@@ -105,6 +105,29 @@ def test_result_files_carry_verdicts(tmp_path):
     assert markdown_table(results).count("\n") == 5
 
 
+def test_paired_ratio_is_the_median_of_back_to_back_pairs(tmp_path):
+    """A machine that slows down during the run: the medians compare samples taken minutes apart, the
+    pairs compare each run with its neighbour; the verdict follows the pairs and the report shows both."""
+    from bench.engine_figures import EngineBench, EngineConfig
+
+    speed = iter([44.0, 43.0, 40.0, 41.0, 36.0, 35.5])  # ref, app, app, ref, ref, app (ABBA order)
+    bench = EngineBench(EngineConfig(threads=1, reps=3), Results(machine={}, config={}), ref=None)
+    app_s, ref_s, pairs = bench.interleave(3, lambda rep: next(speed), lambda rep: next(speed))
+    assert app_s == [43.0, 40.0, 35.5] and ref_s == [44.0, 41.0, 36.0]
+    assert pairs == pytest.approx([43 / 44, 40 / 41, 35.5 / 36])
+    fig = Figure(key="d", label="Decode", unit="tok/s", value=40.0, reference=41.0, reference_label="llama-bench",
+                 target=Target("ratio", ">=", 0.97, ">= 97 %"), samples=tuple(app_s), reference_samples=tuple(ref_s),
+                 pair_ratios=tuple(pairs))
+    assert fig.ratio == pytest.approx(43 / 44) and fig.ratio_of_medians == pytest.approx(40 / 41)
+    assert fig.verdict == "PASS"
+    results = Results(machine={}, config={})
+    results.add(fig)
+    _, md_path = write_results(results, tmp_path, "run")
+    text = md_path.read_text()
+    assert "| 97.7 % | >= 97 % | PASS |" in text
+    assert "median of 3 back-to-back pairs (pairs range 97.6 % to 98.6 %; ratio of the medians 97.6 %)" in text
+
+
 def test_target_edges():
     at_least = Target("ratio", ">=", 0.97, "")
     assert at_least.check(None, 0.97) is True and at_least.check(None, 0.9699) is False
