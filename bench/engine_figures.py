@@ -40,7 +40,12 @@ WORKER_MEM_TARGET = Target("value", "<=", 150, "<= 150 MB beyond the model")
 @dataclass(frozen=True)
 class EngineConfig:
     threads: int
-    reps: int = 7  # per comparison; a 2-core VM shared with other work swings ±10 % run to run
+    # Pairs per comparison with llama-bench. On a shared 2-core VM one back-to-back pair's ratio scatters with
+    # sd ≈ 4 % (measured: the app against itself); the median of 15 is good to about ±1.5 %.
+    reps: int = 15
+    # logprobs on/off is app against app, so it can alternate short runs: more pairs in less time
+    logprobs_reps: int = 30
+    logprobs_n_gen: int = 64
     chat_reps: int = 3  # conversations of chat_turns turns each
     n_gen: int = 128
     depth: int = 1000
@@ -155,11 +160,22 @@ class EngineBench:
         return letters_prompt(n_tokens, salt, first=self._prompts)
 
     # ----- plumbing ------------------------------------------------------------------------------
-    def load(self, key: str, path: Path, threads: int | None = None):
+    def load(self, key: str, path: Path, threads: int | None = None, n_ctx: int | None = None):
         options = LoadOptions(threads=threads or self.cfg.threads, gpu_layers=self.cfg.gpu_layers,
-                              n_batch=self.cfg.n_batch, flash_attn=self.cfg.flash_attn)
+                              n_batch=self.cfg.n_batch, flash_attn=self.cfg.flash_attn, n_ctx=n_ctx)
+        old = self.handles.pop(key, None)
+        if old is not None:
+            old.close()
         handle = load_model(path, options)
         self.handles[key] = handle
+        return handle
+
+    def matched(self, model: Path, tokens: int):
+        """The app with a context sized like llama-bench's for the same test (it allocates n_prompt + n_gen +
+        depth, which llama.cpp rounds up to 256): the KV cache's size changes attention's memory layout (a
+        4096-token cache prefilled ~4 % slower than a 768-token one here), so both sides get the same one."""
+        handle = self.load("matched", model, n_ctx=-(-tokens // 256) * 256)
+        self.warm_up(handle)
         return handle
 
     def close_all(self) -> None:
@@ -171,13 +187,14 @@ class EngineBench:
         started = time.perf_counter()
         return consume(handle.complete(prompt, params), started)
 
-    def decode_run(self, handle, prompt: str, seed: int, logprobs: int = 0) -> Outcome:
+    def decode_run(self, handle, prompt: str, seed: int, logprobs: int = 0, n_gen: int | None = None) -> Outcome:
         """A full-length decode: retried with another seed if the random model hits EOS early."""
         out = None
+        n_gen = n_gen or self.cfg.n_gen
         for attempt in range(4):
-            params = SamplingParams(max_tokens=self.cfg.n_gen, seed=seed + 7919 * attempt, logprobs=logprobs)
+            params = SamplingParams(max_tokens=n_gen, seed=seed + 7919 * attempt, logprobs=logprobs)
             out = self.complete(handle, prompt, params)
-            if out.stats.completion_tokens >= self.cfg.n_gen // 2:
+            if out.stats.completion_tokens >= n_gen // 2:
                 break
         return out
 
@@ -217,8 +234,9 @@ class EngineBench:
     def warm_up(self, handle) -> None:
         self.complete(handle, self.prompt(16, "warm-up"), SamplingParams(max_tokens=8, seed=1))
 
-    def decode(self, handle, model: Path, depth: int) -> Figure:
+    def decode(self, model: Path, depth: int) -> Figure:
         prompt = self.prompt(max(depth, 2), f"decode-{depth}")
+        handle = self.matched(model, max(depth, 2) + self.cfg.n_gen)
         details: list[Outcome] = []
 
         def app(rep: int) -> float:
@@ -232,7 +250,8 @@ class EngineBench:
         self.log(f"decode at depth {depth}: {self.cfg.reps} interleaved reps of {self.cfg.n_gen} tokens")
         app_s, ref_s, pairs = self.interleave(self.cfg.reps, app, ref)
         client = median([o.client_decode_tps for o in details])
-        note = (f"{self.cfg.n_gen} tokens after a {depth}-token context; default sampling chain; "
+        note = (f"{self.cfg.n_gen} tokens after a {depth}-token context; app context {handle.info.n_ctx} tokens; "
+                f"default sampling chain; "
                 f"client-side rate (events as received through the pipe): {client:.1f} tok/s"
                 if client else "") + own_cost_note(details) + spread_note(app_s, ref_s)
         return self.results.add(Figure(
@@ -242,8 +261,9 @@ class EngineBench:
             extra={"client_decode_tps": [o.client_decode_tps for o in details],
                    "completion_tokens": [o.stats.completion_tokens for o in details]}))
 
-    def prefill(self, handle, model: Path) -> Figure:
+    def prefill(self, model: Path) -> Figure:
         n = self.cfg.n_prompt
+        handle = self.matched(model, n + 2)  # BOS + n evaluated + the one token generated
         details: list[Outcome] = []
 
         def app(rep: int) -> float:
@@ -262,7 +282,8 @@ class EngineBench:
             key=f"prefill_{n}", label=f"Prefill, {n}-token prompt", unit="tok/s", value=median(app_s),
             reference=median(ref_s), reference_label="llama-bench", target=PREFILL_TARGET,
             samples=tuple(app_s), reference_samples=tuple(ref_s), pair_ratios=tuple(pairs),
-            note=f"tokens evaluated per run: {evaluated} (llama-bench: {n}); batch {self.cfg.n_batch}"
+            note=f"tokens evaluated per run: {evaluated} (llama-bench: {n}); batch {self.cfg.n_batch}; app context "
+                 f"{handle.info.n_ctx} tokens (llama-bench {-(-n // 256) * 256})"
                  + spread_note(app_s, ref_s),
             extra={"prompt_eval_tokens": [o.stats.prompt_eval_tokens for o in details],
                    "ttft_s": [o.stats.ttft_s for o in details]}))
@@ -272,16 +293,18 @@ class EngineBench:
 
         outs: dict[bool, list[Outcome]] = {True: [], False: []}
 
+        n_gen, reps = self.cfg.logprobs_n_gen, self.cfg.logprobs_reps
+
         def on(rep: int) -> float:
-            outs[True].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=5))
+            outs[True].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=5, n_gen=n_gen))
             return outs[True][-1].stats.decode_tps
 
         def off(rep: int) -> float:
-            outs[False].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=0))
+            outs[False].append(self.decode_run(handle, prompt, seed=300 + rep, logprobs=0, n_gen=n_gen))
             return outs[False][-1].stats.decode_tps
 
-        self.log(f"decode with top-5 logprobs on vs off: {self.cfg.reps} interleaved reps")
-        on_s, off_s, pairs = self.interleave(self.cfg.reps, on, off)
+        self.log(f"decode with top-5 logprobs on vs off: {reps} interleaved pairs of {n_gen} tokens")
+        on_s, off_s, pairs = self.interleave(reps, on, off)
         return self.results.add(Figure(
             key="logprobs_top5", label="Decode with top-5 logprobs", unit="tok/s", value=median(on_s),
             reference=median(off_s), reference_label="logprobs off", target=LOGPROBS_TARGET,

@@ -38,7 +38,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both Tandem and llama-bench (default: the engine's default)")
     parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {RESULTS_DIR})")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 7; quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="pairs per comparison (default 15, logprobs on/off 30; quick 2)")
     parser.add_argument("--no-reference", action="store_true", help="skip llama-bench (app figures only)")
     parser.add_argument("--only", default="", metavar="GROUPS",
                         help=f"comma-separated subset of: {', '.join(GROUPS)}")
@@ -52,10 +52,11 @@ def _log(message: str) -> None:
 def engine_config(args: argparse.Namespace, threads: int) -> EngineConfig:
     cfg = EngineConfig(threads=threads)
     if args.quick:
-        cfg = replace(cfg, reps=2, chat_reps=2, n_gen=32, depth=256, n_prompt=128, chat_user_tokens=20,
+        cfg = replace(cfg, reps=2, logprobs_reps=4, logprobs_n_gen=32, chat_reps=2, n_gen=32, depth=256,
+                      n_prompt=128, chat_user_tokens=20,
                       chat_reply_tokens=8, compare_split_threads=False)
     if args.reps:
-        cfg = replace(cfg, reps=args.reps, chat_reps=min(args.reps, cfg.chat_reps))
+        cfg = replace(cfg, reps=args.reps, logprobs_reps=2 * args.reps, chat_reps=min(args.reps, cfg.chat_reps))
     return cfg
 
 
@@ -124,10 +125,10 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
                                           "n_ctx": handle.info.n_ctx, "threads": handle.info.threads}
             bench.warm_up(handle)
             if "decode" in groups:
-                _show(bench.decode(handle, base, 0), log)
-                _show(bench.decode(handle, base, cfg.depth), log)
+                _show(bench.decode(base, 0), log)
+                _show(bench.decode(base, cfg.depth), log)
             if "prefill" in groups:
-                _show(bench.prefill(handle, base), log)
+                _show(bench.prefill(base), log)
             if "logprobs" in groups:
                 _show(bench.logprobs(handle), log)
             if "memory" in groups:
