@@ -22,14 +22,14 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     sys.path.insert(0, sys.argv[2])
     from PySide6.QtCore import QObject, Qt, QTimer, Signal
-    from PySide6.QtWidgets import QApplication, QLabel
+    from PySide6.QtWidgets import QLabel
 
-    from desktop.app import create_main_window
+    from desktop.app import create_application, create_main_window
     from desktop.ui.chat_pane import ChatPane
     from desktop.ui.completion_pane import CompletionPane
     from desktop.ui.context import AppContext
 
-    app = QApplication(["tandem"])
+    app = create_application(["tandem"])  # as the app starts: its GUI-thread garbage collector included
     context = AppContext()
     context.update_settings(threads=int(config["threads"]))
     window = create_main_window(context)

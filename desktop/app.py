@@ -63,6 +63,9 @@ def create_application(argv: list[str] | None = None):
     if app is not None:
         return app
     app = QApplication(list(sys.argv if argv is None else argv) or ["tandem"])
+    from desktop.ui import collector
+
+    collector.install(app)  # garbage collection on the GUI thread only (see desktop/ui/collector.py)
     app.setApplicationName(paths.APP_NAME)
     app.setApplicationDisplayName(paths.APP_NAME)
     app.setOrganizationName(paths.APP_AUTHOR)

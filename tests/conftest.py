@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -24,6 +25,24 @@ from desktop.core.synth import ModelShape, write_llama_gguf  # noqa: E402
 
 # llama.cpp with OpenMP on an oversubscribed 2-core machine can stall for seconds: one thread in tests.
 TEST_THREADS = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collect_on_the_main_thread():
+    """As the app does (desktop/ui/collector.py): no automatic garbage collection, which could run in a
+    background thread and finalize a Qt object there (a PySide6 deadlock, seen in this suite); instead a
+    collection on the main thread after every test."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if was_enabled:
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def collect_after_test(collect_on_the_main_thread):
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
