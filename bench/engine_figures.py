@@ -102,33 +102,35 @@ def letters_prompt(n_tokens: int, salt: str, first: int = 0) -> str:
     return " ".join(letters)
 
 
+def own_ms(o: Outcome) -> float | None:
+    """The engine's own time per decoded token (outside llama_decode: sampling, detokenizing, stop strings,
+    the pipe write), from the worker's clock; None when the stream has no decode step to judge by."""
+    s = o.stats
+    if s.decode_s <= 0 or s.decode_llama_s <= 0 or s.completion_tokens < 2:
+        return None
+    return 1000 * (s.decode_s - s.decode_llama_s) / (s.completion_tokens - 1)
+
+
+def own_share(o: Outcome) -> float | None:
+    s = o.stats
+    return 1 - s.decode_llama_s / s.decode_s if own_ms(o) is not None else None
+
+
 def own_cost_note(details: list[Outcome]) -> str:
-    """The engine's time per token outside llama_decode (sampling, detokenizing, stop strings, the pipe
-    write), from the worker's own clock: unlike the ratio it barely moves with the machine's load."""
-    shares = [1 - o.stats.decode_llama_s / o.stats.decode_s for o in details
-              if o.stats.decode_s > 0 and o.stats.decode_llama_s > 0]
-    if not shares:
+    """The engine's own cost per token: unlike the ratio it barely moves with the machine's load."""
+    per_token = median([own_ms(o) for o in details])
+    if per_token is None:
         return ""
-    per_token = [1000 * (o.stats.decode_s - o.stats.decode_llama_s) / max(1, o.stats.completion_tokens - 1)
-                 for o in details if o.stats.decode_s > 0 and o.stats.decode_llama_s > 0]
-    return (f"; the engine's own time per token outside llama_decode: {median(per_token):.2f} ms = "
-            f"{100 * median(shares):.1f} % of decode time (llama-bench: 0, it neither samples nor detokenizes)")
+    return (f"; the engine's own time per token outside llama_decode: {per_token:.2f} ms = "
+            f"{100 * median([own_share(o) for o in details]):.1f} % of decode time (llama-bench: 0, it neither "
+            f"samples nor detokenizes)")
 
 
 def logprobs_cost_note(outs: dict[bool, list[Outcome]]) -> str:
     """What top-5 logprobs add to the engine's own time per token, by the worker's clock."""
-    def own_ms(o: Outcome) -> float | None:
-        s = o.stats
-        if s.decode_s <= 0 or s.decode_llama_s <= 0 or s.completion_tokens < 2:
-            return None
-        return 1000 * (s.decode_s - s.decode_llama_s) / (s.completion_tokens - 1)
-
-    def token_ms(o: Outcome) -> float | None:
-        return 1000 / o.stats.decode_tps if o.stats.decode_tps else None
-
     on = median([own_ms(o) for o in outs[True]])
     off = median([own_ms(o) for o in outs[False]])
-    token = median([token_ms(o) for o in outs[False]])
+    token = median([1000 / o.stats.decode_tps for o in outs[False] if o.stats.decode_tps])
     if on is None or off is None or not token:
         return ""
     return (f"; by the worker's clock, the engine's own time per token is {on:.2f} ms with top-5 and {off:.2f} ms "
