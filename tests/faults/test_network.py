@@ -11,10 +11,8 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -104,22 +102,12 @@ class _FaultyHandler(_Handler):
 class FaultHub(FakeHub):
     """The hub tests' FakeHub, with a queue of byte-level faults for the next file GETs."""
 
+    handler_base = _FaultyHandler
+    quiet_errors = True  # injected faults are not test noise
+
     def __init__(self) -> None:
         super().__init__()
         self.faults: list[Fault] = []
-
-    def start(self) -> FaultHub:
-        hub = self
-
-        class Handler(_FaultyHandler):
-            fake = hub
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda request, address: None  # injected faults are not test noise
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="fault-hub", daemon=True).start()
-        return self
 
 
 @pytest.fixture

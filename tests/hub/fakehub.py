@@ -80,16 +80,21 @@ class FakeHub:
             self.repos[repo_id] = repo
         return repo
 
+    handler_base: type | None = None  # None: _Handler; subclasses serve through a handler of their own
+    quiet_errors = False  # True: a connection the handler broke on purpose is not printed as an error
+
     def start(self) -> FakeHub:
         hub = self
 
-        class Handler(_Handler):
+        class Handler(self.handler_base or _Handler):
             fake = hub
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.quiet_errors:
+            self.server.handle_error = lambda request, address: None
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="fake-hub", daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, name=type(self).__name__, daemon=True).start()
         return self
 
     def stop(self) -> None:
