@@ -158,9 +158,14 @@ class FinalEvent:
 
 @dataclass(frozen=True, slots=True)
 class ScoredToken:
+    """One given token's log-probability. With ``score(..., top_k=N)``: its rank among every token of the
+    vocabulary at that position (1 = the model's own first choice) and the model's top-N alternatives."""
+
     text: str
     token_id: int
     logprob: float
+    rank: int | None = None
+    top: tuple[TopToken, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,102 @@
+"""What a pane, the CLI or an analysis may ask of a loaded model, and nothing about how it runs.
+
+``Model`` is the one interface every backend implements: the local llama.cpp worker
+(``desktop.engine.client.ModelHandle``) first, a model on a remote inference server second. Callers read
+``capabilities`` to decide what to offer, never ``isinstance`` (simonw/llm's ``Model`` is the pattern).
+
+Every generating call returns a ``GenerationStream``: zero or more ``TokenEvent`` then exactly one
+``FinalEvent`` (see ``desktop.engine.types``). A backend that can't do something raises
+``desktop.core.errors.EngineError`` (or a subclass) with a one-line reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult, TokenEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model can do, as flags the ui reads. ``*_note`` says in one line why a feature is off."""
+
+    top_logprobs: int = 20  # the most top-k alternatives per token it reports; 0 = none
+    scoring: bool = True  # logprobs of given text (cross-scoring, perplexity, token shift)
+    scoring_note: str = ""
+    server_template: bool = True  # render_chat returns the exact templated prompt
+    template_note: str = ""
+    tokenizer: bool = True  # tokenize / count_tokens work
+    queues: bool = False  # a second request waits for the first instead of replacing it
+    score_ranks: bool = True  # score(..., top_k=N) reports each given token's rank and the top alternatives
+    remote: bool = False  # requests leave this process for a server (the status bar names it)
+
+
+@runtime_checkable
+class ModelInfo(Protocol):
+    """The facts about a loaded model a view shows. ``LoadInfo`` satisfies it for local models."""
+
+    name: str
+    n_ctx: int
+    n_vocab: int
+    backend: str  # "CPU", "CUDA", ... or "vLLM @ host:port"
+    chat_template: str | None
+    bos_text: str
+    eos_text: str
+
+    @property
+    def kind(self) -> Literal["base", "instruct"]: ...
+
+
+@runtime_checkable
+class GenerationStream(Protocol):
+    """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread and
+    ends the stream within 200 ms; ``final`` is the FinalEvent once the stream has ended."""
+
+    final: FinalEvent | None
+
+    @property
+    def done(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]: ...
+
+    def next_event(self) -> TokenEvent | FinalEvent: ...
+
+    def text(self) -> str: ...
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A loaded model, local or remote. Blocking calls are for a background thread; none touches Qt."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def vocab_id(self) -> str:
+        """Identity of the vocabulary: token count and a hash of every token string. Two models whose
+        ``vocab_id`` match tokenize alike (token shift needs this); "" when the backend can't tell."""
+        ...
+
+    def complete(self, prompt: str, params: SamplingParams | None = None, *,
+                 threads: int | None = None) -> GenerationStream: ...
+
+    def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
+             system: str | None = None, threads: int | None = None) -> GenerationStream: ...
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str: ...
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]: ...
+
+    def count_tokens(self, text: str, special: bool = False) -> int: ...
+
+    def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
+              system: str | None = None, top_k: int = 0) -> ScoreResult: ...
+
+    def close(self) -> None: ...
