@@ -25,9 +25,9 @@ def main() -> None:
     from PySide6.QtWidgets import QLabel
 
     from desktop.app import create_application, create_main_window
-    from desktop.ui.chat_pane import ChatPane
-    from desktop.ui.completion_pane import CompletionPane
-    from desktop.ui.context import AppContext
+    from desktop.ui.chat.chat_pane import ChatPane
+    from desktop.ui.completion.completion_pane import CompletionPane
+    from desktop.ui.runtime.context import AppContext
 
     app = create_application(["tandem"])  # as the app starts: its GUI-thread garbage collector included
     context = AppContext()

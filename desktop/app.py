@@ -18,9 +18,9 @@ def create_main_window(context=None):
 
     A QApplication must exist. The library scan starts at once, off the GUI thread.
     """
-    from desktop.ui.context import AppContext
     from desktop.ui.main_window import MainWindow
-    from desktop.ui.theme import apply_theme
+    from desktop.ui.runtime.context import AppContext
+    from desktop.ui.widgets.theme import apply_theme
 
     context = context or AppContext()
     apply_theme(context.settings.theme)
@@ -63,9 +63,9 @@ def create_application(argv: list[str] | None = None):
     if app is not None:
         return app
     app = QApplication(list(sys.argv if argv is None else argv) or ["tandem"])
-    from desktop.ui import collector
+    from desktop.ui.runtime import collector
 
-    collector.install(app)  # garbage collection on the GUI thread only (see desktop/ui/collector.py)
+    collector.install(app)  # garbage collection on the GUI thread only (see desktop/ui/runtime/collector.py)
     app.setApplicationName(paths.APP_NAME)
     app.setApplicationDisplayName(paths.APP_NAME)
     app.setOrganizationName(paths.APP_AUTHOR)

@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import __version__
-from desktop.ui.chat_pane import ChatPane
-from desktop.ui.compare_pane import ComparePane
-from desktop.ui.completion_pane import CompletionPane
-from desktop.ui.context import AppContext
-from desktop.ui.models_page import ModelsPage
-from desktop.ui.theme import apply_theme
+from desktop.ui.chat.chat_pane import ChatPane
+from desktop.ui.compare.compare_pane import ComparePane
+from desktop.ui.completion.completion_pane import CompletionPane
+from desktop.ui.models.models_page import ModelsPage
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.widgets.theme import apply_theme
 
 STATE_KEY = "window"
 PAGES = (  # (key, title, tooltip)
@@ -177,7 +177,7 @@ class MainWindow(QMainWindow):
             hook()
 
     def open_settings(self):
-        from desktop.ui.settings_dialog import SettingsDialog
+        from desktop.ui.dialogs.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.context, self)
         dialog.open()

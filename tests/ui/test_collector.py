@@ -11,7 +11,7 @@ import gc
 import threading
 import weakref
 
-from desktop.ui.collector import MainThreadCollector, install
+from desktop.ui.runtime.collector import MainThreadCollector, install
 
 
 class Node:

@@ -7,6 +7,9 @@ import math
 
 import pytest
 
+from desktop.compare import record
+from desktop.compare.analysis import Surprise, align_scored, describe_ratio, overlap, piece_bytes
+from desktop.compare.presets import PRESETS, preset_for_prompt, wrap_few_shot
 from desktop.engine.types import (
     FinalEvent,
     GenerationStats,
@@ -16,9 +19,6 @@ from desktop.engine.types import (
     TokenEvent,
     TopToken,
 )
-from desktop.ui import compare_run as record
-from desktop.ui.compare_analysis import Surprise, align_scored, describe_ratio, overlap, piece_bytes
-from desktop.ui.compare_presets import PRESETS, preset_for_prompt, wrap_few_shot
 
 
 def tok(text: str, lp: float = -1.0) -> ScoredToken:

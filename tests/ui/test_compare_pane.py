@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton, QWidget
 from ui_helpers import GEN_TIMEOUT_MS, LOAD_TIMEOUT_MS, shown
 
+from desktop.compare.analysis import align_scored
+from desktop.compare.presets import DEFAULT_FEW_SHOT_TEMPLATE, FEW_SHOT_STOP, PRESETS, wrap_few_shot
 from desktop.engine.types import SamplingParams
-from desktop.ui.compare_analysis import align_scored
-from desktop.ui.compare_presets import DEFAULT_FEW_SHOT_TEMPLATE, FEW_SHOT_STOP, PRESETS, wrap_few_shot
 
 LONG_PROMPT = "Once upon a time"
 PINNED_SEED = "6"  # runs that only need to last a while (stop mid-run, a pinned seed shown on both)

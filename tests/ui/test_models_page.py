@@ -21,10 +21,10 @@ from desktop.core.catalog import load_catalog
 from desktop.core.fit import GiB, human_bytes
 from desktop.core.library import Library
 from desktop.core.settings import Settings, save_settings
-from desktop.ui.context import AppContext
-from desktop.ui.models_catalog import pair_files
-from desktop.ui.models_common import MachineMemory
-from desktop.ui.models_page import TAB_CATALOG, ModelsPage
+from desktop.ui.models.models_catalog import pair_files
+from desktop.ui.models.models_common import MachineMemory
+from desktop.ui.models.models_page import TAB_CATALOG, ModelsPage
+from desktop.ui.runtime.context import AppContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 from fakehub import FakeHub  # noqa: E402  (the models helper's loopback hub)

@@ -11,7 +11,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QPushButton, QTextEdit, QWidget
 from ui_helpers import pick_model, run_and_wait, shown
 
-from desktop.ui.token_view import alternatives_html, visible_token
+from desktop.ui.widgets.token_view import alternatives_html, visible_token
 
 
 def pin_long_seed(pane):

@@ -15,7 +15,7 @@ from ui_helpers import pick_model, run_and_wait
 from desktop.core import paths
 from desktop.core.history import title_from_text
 from desktop.core.settings import load_settings, save_settings
-from desktop.ui.theme import is_dark
+from desktop.ui.widgets.theme import is_dark
 
 
 def test_history_and_state_are_restored_after_a_restart(qtbot, make_window, ui_models):

@@ -13,8 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
-from desktop.ui.context import AppContext, LibraryModel
-from desktop.ui.model_manager import ModelKey
+from desktop.ui.runtime.context import AppContext, LibraryModel
+from desktop.ui.runtime.model_manager import ModelKey
 
 _BADGE_STYLE = {
     "base": "background:#2e7d5b; color:white;",

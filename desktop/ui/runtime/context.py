@@ -24,8 +24,8 @@ from PySide6.QtCore import QObject, Signal
 from desktop.core.history import HistoryStore
 from desktop.core.settings import Settings, load_settings, save_settings
 from desktop.engine.types import LoadOptions
-from desktop.ui.model_manager import ModelManager
-from desktop.ui.workers import run_in_thread
+from desktop.ui.runtime.model_manager import ModelManager
+from desktop.ui.runtime.workers import run_in_thread
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.catalog import Catalog, Family
 from desktop.core.fit import FitEstimate, human_bytes
-from desktop.ui.models_common import FIT_STYLE, MachineMemory, badge_cell, format_ctx
+from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, format_ctx
 
 COLUMNS = ("Pair", "Licence", "Context", "Quant", "Download", "Fit", "")
 COL_PAIR, COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(COLUMNS))

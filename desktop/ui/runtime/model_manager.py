@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.types import LoadOptions
-from desktop.ui.workers import run_in_thread
+from desktop.ui.runtime.workers import run_in_thread
 
 
 @dataclass(frozen=True)

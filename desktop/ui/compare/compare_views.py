@@ -31,12 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.compare.analysis import ScoredSpan, Surprise, align_scored, describe_ratio, overlap
 from desktop.engine.types import FinalEvent, ScoreResult, TokenEvent, TopToken
-from desktop.ui.compare_analysis import ScoredSpan, Surprise, align_scored, describe_ratio, overlap
-from desktop.ui.context import AppContext
-from desktop.ui.model_bar import ModelBar
-from desktop.ui.prompt_view import PromptView
-from desktop.ui.token_view import TokenTracker, is_dark, probability_color, visible_token
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.widgets.model_bar import ModelBar
+from desktop.ui.widgets.prompt_view import PromptView
+from desktop.ui.widgets.token_view import TokenTracker, is_dark, probability_color, visible_token
 
 ColourMode = Literal["off", "own", "cross"]
 _REASONS = {"stop": "finished", "length": "reached the token limit", "cancelled": "stopped", "error": "failed"}

@@ -27,16 +27,16 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import ChatTemplateError, EngineBusy, EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
-from desktop.ui.context import AppContext
-from desktop.ui.history_sidebar import HistorySidebar
-from desktop.ui.layout import make_timer, three_columns
-from desktop.ui.model_bar import ModelBar
-from desktop.ui.notice import Notice
-from desktop.ui.prompt_view import PromptView
-from desktop.ui.sampling_panel import SamplingPanel
-from desktop.ui.stats import describe_final, error_text
-from desktop.ui.transcript import ChatTranscript
-from desktop.ui.workers import JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.ui.chat.transcript import ChatTranscript
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.runtime.workers import JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.ui.widgets.history_sidebar import HistorySidebar
+from desktop.ui.widgets.layout import make_timer, three_columns
+from desktop.ui.widgets.model_bar import ModelBar
+from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.prompt_view import PromptView
+from desktop.ui.widgets.sampling_panel import SamplingPanel
+from desktop.ui.widgets.stats import describe_final, error_text
 
 STATE_KEY = "chat"
 SAVE_EVERY_S = 1.0

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.fit import estimate_fit, human_bytes
-from desktop.ui.models_common import (
+from desktop.ui.models.models_common import (
     FIT_STYLE,
     MachineMemory,
     badge_cell,
@@ -34,9 +34,9 @@ from desktop.ui.models_common import (
     error_text,
     format_count,
 )
-from desktop.ui.models_downloads import display_name
-from desktop.ui.notice import Notice
-from desktop.ui.workers import run_in_thread
+from desktop.ui.models.models_downloads import display_name
+from desktop.ui.runtime.workers import run_in_thread
+from desktop.ui.widgets.notice import Notice
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 RESULT_COLUMNS = ("Repository", "Downloads", "Likes", "Updated", "Access")

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.compare_presets import DEFAULT_FEW_SHOT_TEMPLATE, GENERAL_HINT, PRESETS
-from desktop.ui.token_view import is_dark, probability_color
+from desktop.compare.presets import DEFAULT_FEW_SHOT_TEMPLATE, GENERAL_HINT, PRESETS
+from desktop.ui.widgets.token_view import is_dark, probability_color
 
 COLOUR_MODES = (("own", "each model's own probability"), ("cross", "the other model's view"), ("off", "off"))
 

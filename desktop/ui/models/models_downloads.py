@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.fit import human_bytes
-from desktop.ui.models_common import ERROR_COLOR, error_kind, error_text, format_eta
-from desktop.ui.workers import run_in_thread
+from desktop.ui.models.models_common import ERROR_COLOR, error_kind, error_text, format_eta
+from desktop.ui.runtime.workers import run_in_thread
 
 ACTIVE = ("queued", "started", "progress", "verifying")
 _SPLIT = re.compile(r"^(?P<stem>.+)-00001-of-(?P<count>\d{5})\.gguf$", re.I)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.errors import TandemError
-from desktop.ui.context import AppContext
+from desktop.ui.runtime.context import AppContext
 
 
 class SettingsDialog(QDialog):
@@ -202,7 +202,7 @@ class SettingsDialog(QDialog):
         return True
 
     def _save_token(self, token: str) -> None:
-        from desktop.ui.workers import run_in_thread
+        from desktop.ui.runtime.workers import run_in_thread
 
         self.buttons.setEnabled(False)
         self.token_status.setText("Checking the token with Hugging Face…")

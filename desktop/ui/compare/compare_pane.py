@@ -30,14 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core import export
-from desktop.core.errors import HistoryError
-from desktop.core.history import title_from_text
-from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult
-from desktop.ui import compare_run as record
-from desktop.ui.compare_analysis import Cancelled, ModelView, model_view, when_free
-from desktop.ui.compare_controls import FewShotTemplateView, PromptControls
-from desktop.ui.compare_presets import (
+from desktop.compare import record
+from desktop.compare.analysis import Cancelled, ModelView, model_view, when_free
+from desktop.compare.presets import (
     FEW_SHOT_HINT,
     FEW_SHOT_STOP,
     GENERAL_HINT,
@@ -45,14 +40,19 @@ from desktop.ui.compare_presets import (
     preset_for_prompt,
     wrap_few_shot,
 )
-from desktop.ui.compare_views import FirstStepView, InputsView, OutputColumn
-from desktop.ui.context import AppContext
-from desktop.ui.history_sidebar import HistorySidebar
-from desktop.ui.layout import make_timer, three_columns
-from desktop.ui.notice import Notice
-from desktop.ui.sampling_panel import SamplingPanel
-from desktop.ui.stats import error_text
-from desktop.ui.workers import Call, JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.core import export
+from desktop.core.errors import HistoryError
+from desktop.core.history import title_from_text
+from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult
+from desktop.ui.compare.compare_controls import FewShotTemplateView, PromptControls
+from desktop.ui.compare.compare_views import FirstStepView, InputsView, OutputColumn
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.runtime.workers import Call, JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.ui.widgets.history_sidebar import HistorySidebar
+from desktop.ui.widgets.layout import make_timer, three_columns
+from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.sampling_panel import SamplingPanel
+from desktop.ui.widgets.stats import error_text
 
 STATE_KEY = "compare"
 TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
@@ -87,7 +87,7 @@ class CompareHistorySidebar(HistorySidebar):
 
 
 class ComparePane(QWidget):
-    """The Compare pane. ``context`` is the app's AppContext (desktop/ui/context.py)."""
+    """The Compare pane. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -647,7 +647,7 @@ class ComparePane(QWidget):
     # --- history ---------------------------------------------------------------------------------
 
     def run_data(self) -> dict:
-        """The current run as the history stores it (compare_run's shape)."""
+        """The current run as the history stores it (desktop.compare.record's shape)."""
         return self._run_builder()()
 
     def _run_builder(self):

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from desktop.compare.analysis import Surprise, describe_ratio, overlap
 from desktop.engine.types import (
     FinalEvent,
     GenerationStats,
@@ -33,7 +34,6 @@ from desktop.engine.types import (
     TokenEvent,
     TopToken,
 )
-from desktop.ui.compare_analysis import Surprise, describe_ratio, overlap
 
 RUN_VERSION = 1
 SIDES = ("base", "instruct")

@@ -1,6 +1,6 @@
 """The Models page: get a base/instruct pair, search Hugging Face, follow downloads, manage the library.
 
-Four tabs over one state: *My models* (desktop/ui/models_library.py), *Catalog* (models_catalog.py),
+Four tabs over one state: *My models* (desktop/ui/models/models_library.py), *Catalog* (models_catalog.py),
 *Search Hugging Face* (models_search.py) and *Downloads* (models_downloads.py). The page owns what they
 share: the catalog and this machine's free memory (read off the GUI thread; VRAM from the engine's
 hardware report once the page is first shown), the offline state, and the download center. With an empty
@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 
 from desktop.core.fit import human_bytes
 from desktop.core.settings import Settings
-from desktop.ui.models_catalog import CatalogView, pair_files, pair_fit
-from desktop.ui.models_common import (
+from desktop.ui.models.models_catalog import CatalogView, pair_files, pair_fit
+from desktop.ui.models.models_common import (
     BASE_VS_INSTRUCT,
     FIT_STYLE,
     MachineMemory,
@@ -40,11 +40,11 @@ from desktop.ui.models_common import (
     read_free_ram,
     read_machine_memory,
 )
-from desktop.ui.models_downloads import DownloadCenter, DownloadState, DownloadsView
-from desktop.ui.models_library import LibraryView
-from desktop.ui.models_search import SearchView
-from desktop.ui.notice import Notice
-from desktop.ui.workers import run_in_thread
+from desktop.ui.models.models_downloads import DownloadCenter, DownloadState, DownloadsView
+from desktop.ui.models.models_library import LibraryView
+from desktop.ui.models.models_search import SearchView
+from desktop.ui.runtime.workers import run_in_thread
+from desktop.ui.widgets.notice import Notice
 
 TAB_LIBRARY, TAB_CATALOG, TAB_SEARCH, TAB_DOWNLOADS = range(4)
 AFTER_FIRST_PAINT_MS = 300
@@ -95,7 +95,7 @@ class WelcomeCard(QFrame):
 
 
 class ModelsPage(QWidget):
-    """The Models page. ``context`` is the app's AppContext (desktop/ui/context.py)."""
+    """The Models page. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     def __init__(self, context, parent: QWidget | None = None):
         super().__init__(parent)
@@ -330,7 +330,7 @@ class ModelsPage(QWidget):
         opener = getattr(window, "open_settings", None) if window is not self else None
         if callable(opener):
             return opener()
-        from desktop.ui.settings_dialog import SettingsDialog
+        from desktop.ui.dialogs.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.context, self)
         dialog.open()

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.fit import human_bytes
-from desktop.ui.models_common import (
+from desktop.ui.models.models_common import (
     ERROR_COLOR,
     KIND_STYLE,
     badge_cell,
@@ -40,7 +40,7 @@ from desktop.ui.models_common import (
     format_ctx,
     format_params,
 )
-from desktop.ui.workers import run_in_thread
+from desktop.ui.runtime.workers import run_in_thread
 
 COLUMNS = ("Model", "Kind", "Pair", "Parameters", "Quant", "Context", "Size", "Architecture")
 GROUPS = (  # (key, title)

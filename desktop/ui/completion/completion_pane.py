@@ -24,15 +24,15 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
-from desktop.ui.context import AppContext
-from desktop.ui.history_sidebar import HistorySidebar
-from desktop.ui.layout import make_timer, three_columns
-from desktop.ui.model_bar import ModelBar
-from desktop.ui.notice import Notice
-from desktop.ui.sampling_panel import SamplingPanel
-from desktop.ui.stats import describe_final, error_text
-from desktop.ui.token_view import TokenTracker
-from desktop.ui.workers import StreamJob, run_in_thread, start_when_free
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.runtime.workers import StreamJob, run_in_thread, start_when_free
+from desktop.ui.widgets.history_sidebar import HistorySidebar
+from desktop.ui.widgets.layout import make_timer, three_columns
+from desktop.ui.widgets.model_bar import ModelBar
+from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.sampling_panel import SamplingPanel
+from desktop.ui.widgets.stats import describe_final, error_text
+from desktop.ui.widgets.token_view import TokenTracker
 
 STATE_KEY = "completion"
 TOP_K_ALTERNATIVES = 5  # asked on every run, so the token view can be switched on afterwards

@@ -1,0 +1,1 @@
+"""The Chat page: a conversation through the model's chat template."""

@@ -1,0 +1,1 @@
+"""The Completion page: raw text continuation."""

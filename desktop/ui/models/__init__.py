@@ -1,0 +1,1 @@
+"""The Models page: library, catalog, search and downloads."""
