@@ -2,8 +2,9 @@
 the text that surprise sits, and how the two models' very first next-token distributions overlap.
 
 The blocking helpers (``model_view``, ``score_fitting``, ``first_step``) call the engine and are meant for
-a worker thread; a model that is still busy with another request is waited for, and a ``cancelled()`` callable ends
-the wait, so a new run never queues behind a stale analysis.
+a worker thread. A model that is still busy with another request queues them (the model does that, see
+``desktop.engine.model.Capabilities.queues``); a ``cancelled()`` callable, checked before each request, drops
+an analysis a new run made stale.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import bisect
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from desktop.core.errors import ContextOverflow, EngineBusy
+from desktop.core.errors import ContextOverflow
+from desktop.engine.model import Model
 from desktop.engine.types import FinalEvent, SamplingParams, ScoredToken, ScoreResult, TokenEvent, TopToken
 
 FIRST_STEP_K = 10
@@ -147,18 +148,14 @@ class Cancelled(Exception):
     """The analysis was superseded (a new run started): drop it quietly."""
 
 
-def when_free(call: Callable[[], object], cancelled: Callable[[], bool], poll_s: float = 0.05):
-    """Run ``call()``; while the model is busy with another request, wait (until ``cancelled()``)."""
-    while True:
-        if cancelled():
-            raise Cancelled()
-        try:
-            return call()
-        except EngineBusy:
-            time.sleep(poll_s)
+def unless_cancelled(call: Callable[[], object], cancelled: Callable[[], bool]):
+    """Run ``call()`` (which waits while its model is busy), unless the analysis was superseded."""
+    if cancelled():
+        raise Cancelled()
+    return call()
 
 
-def score_fitting(handle, prompt: str, text: str, *, as_chat: bool,
+def score_fitting(handle: Model, prompt: str, text: str, *, as_chat: bool,
                   cancelled: Callable[[], bool]) -> tuple[ScoreResult, int]:
     """Score ``text`` after ``prompt``; returns the result and how many characters of ``text`` it covers.
 
@@ -171,11 +168,11 @@ def score_fitting(handle, prompt: str, text: str, *, as_chat: bool,
     for _ in range(6):
         part = text[:cut]
         try:
-            return when_free(lambda part=part: handle.score(prompt, part, as_chat=as_chat), cancelled), cut
+            return unless_cancelled(lambda part=part: handle.score(prompt, part, as_chat=as_chat), cancelled), cut
         except ContextOverflow as exc:
             if not (exc.n_ctx and exc.prompt_tokens):
                 raise
-            n_part = when_free(lambda part=part: handle.count_tokens(part), cancelled)
+            n_part = unless_cancelled(lambda part=part: handle.count_tokens(part), cancelled)
             keep = n_part - (exc.prompt_tokens - exc.n_ctx + 1) - 8
             if keep <= 0:  # the prompt alone fills the context: nothing of the text can be scored
                 raise
@@ -183,17 +180,16 @@ def score_fitting(handle, prompt: str, text: str, *, as_chat: bool,
     raise ContextOverflow("The text does not fit the model's context for scoring.")
 
 
-def first_step(handle, prompt: str, *, as_chat: bool, cancelled: Callable[[], bool],
+def first_step(handle: Model, prompt: str, *, as_chat: bool, cancelled: Callable[[], bool],
                k: int = FIRST_STEP_K) -> tuple[TopToken, ...]:
     """The model's top-k next tokens for this input: one greedy step with logprobs. Empty if the model
     would end its text at once (the end token is not reported as a token)."""
     params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=k, seed=0)
     if as_chat:
-        begin = lambda: handle.chat([{"role": "user", "content": prompt}], params,  # noqa: E731
-                                    replace_running=False)
+        begin = lambda: handle.chat([{"role": "user", "content": prompt}], params)  # noqa: E731
     else:
-        begin = lambda: handle.complete(prompt, params, replace_running=False)  # noqa: E731
-    stream = when_free(begin, cancelled)
+        begin = lambda: handle.complete(prompt, params)  # noqa: E731
+    stream = unless_cancelled(begin, cancelled)
     top: tuple[TopToken, ...] = ()
     for event in stream:
         if isinstance(event, TokenEvent) and not top:
@@ -226,7 +222,7 @@ class ModelView:
     first: tuple[TopToken, ...] | BaseException
 
 
-def model_view(handle, model_input: str, own_text: str, other_text: str, *, as_chat: bool,
+def model_view(handle: Model, model_input: str, own_text: str, other_text: str, *, as_chat: bool,
                cancelled: Callable[[], bool]) -> ModelView:
     """Score both outputs under ``handle``'s model given its own input, then take its first step.
     ``model_input`` is what this model was given: the raw (or few-shot) prompt for the base model, the

@@ -23,6 +23,19 @@ from pathlib import Path
 from desktop.core import paths
 from desktop.core.errors import EngineBusy, EngineCrashed, EngineError, ModelFileError, TandemError
 from desktop.core.logs import tail
+from desktop.engine.messages import (
+    Chat,
+    Close,
+    Complete,
+    Failed,
+    Final,
+    Render,
+    Request,
+    Score,
+    Token,
+    Tokenize,
+)
+from desktop.engine.model import Capabilities
 from desktop.engine.types import (
     FinalEvent,
     LoadInfo,
@@ -31,10 +44,10 @@ from desktop.engine.types import (
     ScoredToken,
     ScoreResult,
     TokenEvent,
-    TopToken,
 )
 
 KILL_AFTER_S = 2.0
+LOCAL_CAPABILITIES = Capabilities(queues=True)
 LOAD_TIMEOUT_S = 600.0
 _ctx = multiprocessing.get_context("spawn")
 
@@ -167,16 +180,38 @@ def _new_log_path(prefix: str) -> Path:
 
 
 class Stream:
-    """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread."""
+    """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread.
 
-    def __init__(self, handle: ModelHandle, request: tuple, what: str):
+    A stream made while its model is busy with another request is *waiting*: it sends its request when the
+    model is free, on the first ``next_event()``; cancelled before that, it ends ``cancelled`` unsent."""
+
+    def __init__(self, handle: ModelHandle, request: Request, what: str, *, waiting: bool = False):
         self._handle = handle
-        self._worker = handle._worker
+        self._request = request
+        self._worker: _Worker | None = None
         self._what = what
         self.final: FinalEvent | None = None
         self._cancel_at: float | None = None
         self._lock = threading.Lock()
-        self._worker.send(request, what)
+        self.owner = threading.get_ident()  # the thread that asked: it can't wait for its own stream
+        if not waiting:
+            self._send()
+
+    def _send(self) -> None:
+        """Start the request on the worker (the handle's lock is held and no other request runs)."""
+        worker = self._handle._ensure_worker()
+        worker.cancel_flag[0] = 0  # only here, with no request in flight: a cancel can't be lost
+        worker.send(self._request, self._what)
+        self._worker = worker
+        self._handle._stream = self
+        if self._cancel_at is not None:  # cancelled while it was being sent
+            self._cancel_at = time.monotonic()
+            worker.cancel_flag[0] = 1
+
+    @property
+    def waiting(self) -> bool:
+        """True while the request waits for the model to finish another one."""
+        return self._worker is None and self.final is None
 
     @property
     def done(self) -> bool:
@@ -185,7 +220,9 @@ class Stream:
     def cancel(self) -> None:
         if self.final is None and self._cancel_at is None:
             self._cancel_at = time.monotonic()
-            self._worker.cancel_flag[0] = 1
+            worker = self._worker
+            if worker is not None:
+                worker.cancel_flag[0] = 1
 
     def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
         while True:
@@ -199,17 +236,22 @@ class Stream:
         with self._lock:
             if self.final is not None:
                 return self.final
+            if self._worker is None:
+                try:
+                    if not self._handle._start_when_free(self):
+                        return self._finish(FinalEvent("cancelled", ""))
+                except TandemError as exc:  # the model was unloaded, or its worker could not start again
+                    return self._finish(FinalEvent("error", "", error=exc))
             try:
                 msg = self._recv()
             except EngineCrashed as exc:
                 self._handle._worker_lost()
                 return self._finish(FinalEvent("error", "", error=exc))
-            if msg[0] == "tok":
-                _, text, token_id, logprob, top = msg
-                return TokenEvent(text, token_id, logprob, tuple(TopToken(*t) for t in top))
-            if msg[0] == "final":
-                return self._finish(msg[1])
-            error = msg[1] if msg[0] == "err" else EngineError(f"unexpected engine reply {msg[0]!r}")
+            if isinstance(msg, Token):
+                return msg.event()
+            if isinstance(msg, Final):
+                return self._finish(msg.event)
+            error = msg.error if isinstance(msg, Failed) else EngineError(f"unexpected engine reply {msg!r}")
             return self._finish(FinalEvent("error", "", error=error))
 
     def _recv(self):
@@ -218,11 +260,11 @@ class Stream:
             if self._cancel_at is not None:
                 timeout = max(0.0, self._cancel_at + KILL_AFTER_S - time.monotonic())
             try:
-                return self._worker.recv(self._what, timeout=timeout if timeout is not None else None)
+                return self._worker.recv(self._what, timeout=timeout)
             except TimeoutError:
                 # the worker did not stop in time (e.g. a GPU prefill): the process is the hard stop
                 self._handle._kill_worker()
-                return ("final", FinalEvent("cancelled", ""))
+                return Final(FinalEvent("cancelled", ""))
 
     def _finish(self, final: FinalEvent) -> FinalEvent:
         self.final = final
@@ -247,7 +289,8 @@ class ModelHandle:
         self.path = path
         self.options = options
         self._lock = threading.RLock()
-        self._stream: Stream | None = None
+        self._stream: Stream | None = None  # the request running on the worker, if any
+        self._free = threading.Condition()  # notified whenever a request ends
         self._worker: _Worker | None = None
         self.info: LoadInfo = self._start()
         self.closed = False
@@ -267,11 +310,11 @@ class ModelHandle:
         except TimeoutError:
             worker.kill()
             raise EngineError(f"Loading {self.path.name} took longer than {LOAD_TIMEOUT_S:.0f} s.") from None
-        if reply[0] == "err":
+        if isinstance(reply, Failed):
             worker.kill()
-            raise reply[1]
+            raise reply.error
         self._worker = worker
-        return reply[1]
+        return reply.value
 
     @property
     def pid(self) -> int | None:
@@ -307,6 +350,28 @@ class ModelHandle:
     def _stream_done(self, stream: Stream) -> None:
         if self._stream is stream:
             self._stream = None
+        with self._free:
+            self._free.notify_all()
+
+    def _busy_with(self) -> Stream | None:
+        """The request running now (call with the lock held), or None when the model is free."""
+        running = self._stream
+        return running if running is not None and not running.done else None
+
+    def _wait_free(self) -> None:
+        with self._free:
+            self._free.wait(0.05)  # a notify lost between check and wait costs at most this
+
+    def _start_when_free(self, stream: Stream) -> bool:
+        """Send a waiting stream's request once no other runs. False if it was cancelled while waiting."""
+        while True:
+            if stream._cancel_at is not None:
+                return False
+            with self._lock:
+                if self._busy_with() is None:
+                    stream._send()
+                    return True
+            self._wait_free()
 
     def close(self) -> None:
         """End the worker process: the model's memory really comes back."""
@@ -323,7 +388,7 @@ class ModelHandle:
                 if self._stream is not None:
                     while not isinstance(self._stream.next_event(), FinalEvent):
                         pass
-                worker.send(("close",), "unloading")
+                worker.send(Close(), "unloading")
                 worker.recv("unloading", timeout=5)
             except (TandemError, TimeoutError):
                 pass
@@ -336,63 +401,74 @@ class ModelHandle:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Everything the interface offers; a second request on a busy model waits for the first."""
+        return LOCAL_CAPABILITIES
+
     # ----- requests ------------------------------------------------------------------------------
-    def _begin(self, request: tuple, what: str, replace_running: bool) -> Stream:
+    def _begin(self, request: Request, what: str, replace_running: bool) -> Stream:
         with self._lock:
-            running = self._stream
-            if running is not None and not running.done:
-                if not replace_running:
-                    raise EngineBusy("This model is still generating; stop it first.")
+            running = self._busy_with()
+            if running is not None:
+                if not replace_running:  # queue: it starts when the running request ends
+                    return Stream(self, request, what, waiting=True)
                 running.cancel()
                 while not isinstance(running.next_event(), FinalEvent):
                     pass
-            worker = self._ensure_worker()
-            worker.cancel_flag[0] = 0  # only here, with no request in flight: a cancel can't be lost
-            stream = Stream(self, request, what)
-            self._stream = stream
-            return stream
+            return Stream(self, request, what)
 
     def complete(self, prompt: str, params: SamplingParams | None = None, *,
-                 replace_running: bool = True, threads: int | None = None) -> Stream:
+                 replace_running: bool = False, threads: int | None = None) -> Stream:
         """Raw completion: the model continues ``prompt`` as text.
+
+        While another request runs on this model the new one waits for it (the stream is ``waiting``);
+        ``replace_running`` cancels the running one instead (the CLI's and tests' "newer wins").
 
         ``threads`` narrows this request's CPU threads (None: the load-time count). Two models decoding
         at once (Compare) should split the cores: OpenMP threads that outnumber the cores spin against
         each other and both models slow to a crawl."""
         params = (params or SamplingParams())
-        return self._begin(("complete", valid_text(str(prompt)), params, _threads(threads)), "generating",
+        return self._begin(Complete(valid_text(str(prompt)), params, _threads(threads)), "generating",
                            replace_running)
 
     def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
-             system: str | None = None, replace_running: bool = True, threads: int | None = None) -> Stream:
+             system: str | None = None, replace_running: bool = False, threads: int | None = None) -> Stream:
         """A chat reply: the conversation rendered with the model's own chat template."""
         params = (params or SamplingParams())
         msgs = _valid_messages(messages)
-        return self._begin(("chat", msgs, valid_text(system), params, _threads(threads)), "generating",
+        return self._begin(Chat(msgs, valid_text(system), params, _threads(threads)), "generating",
                            replace_running)
 
-    def _call(self, request: tuple, what: str):
-        with self._lock:
-            if self._stream is not None and not self._stream.done:
-                raise EngineBusy("This model is still generating; stop it first.")
-            worker = self._ensure_worker()
-            worker.cancel_flag[0] = 0
-            worker.send(request, what)
-            try:
-                reply = worker.recv(what)
-            except EngineCrashed:
-                self._worker_lost()
-                raise
-        if reply[0] == "err":
-            raise reply[1]
-        return reply[1]
+    def _call(self, request: Request, what: str):
+        """A request without a stream. While another request runs on this model it waits for it, unless
+        that request is this thread's own unfinished stream (then nothing could ever free the model)."""
+        while True:
+            with self._lock:
+                running = self._busy_with()
+                if running is None:
+                    worker = self._ensure_worker()
+                    worker.cancel_flag[0] = 0
+                    worker.send(request, what)
+                    try:
+                        reply = worker.recv(what)
+                    except EngineCrashed:
+                        self._worker_lost()
+                        raise
+                    break
+                if running.owner == threading.get_ident():
+                    raise EngineBusy("This model is still generating; stop it first.")
+            self._wait_free()
+        if isinstance(reply, Failed):
+            raise reply.error
+        return reply.value
 
     def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str:
         """The exact text the model receives for this conversation (with the generation prompt)."""
-        return self._call(("render", _valid_messages(messages), valid_text(system)), "rendering the chat template")
+        return self._call(Render(_valid_messages(messages), valid_text(system)), "rendering the chat template")
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
-        return self._call(("tokenize", valid_text(text), special), "tokenizing")
+        return self._call(Tokenize(valid_text(text), special), "tokenizing")
 
     def count_tokens(self, text: str, special: bool = False) -> int:
         return len(self.tokenize(text, special))
@@ -401,7 +477,7 @@ class ModelHandle:
               system: str | None = None) -> ScoreResult:
         """Log-probabilities of ``continuation``'s own tokens after ``prompt`` (as a user message when
         ``as_chat``), without sampling. Used by Compare's cross-scoring."""
-        tokens = self._call(("score", valid_text(prompt), valid_text(continuation), as_chat, valid_text(system)),
+        tokens = self._call(Score(valid_text(prompt), valid_text(continuation), as_chat, valid_text(system)),
                             "scoring")
         return ScoreResult(tuple(ScoredToken(*t) for t in tokens))
 
@@ -461,7 +537,7 @@ def hardware_report(refresh: bool = False) -> dict:
     try:
         if not parent.poll(60):
             raise EngineError("The hardware check did not answer within 60 s.")
-        kind, value = parent.recv()
+        reply = parent.recv()
     except (EOFError, OSError):
         raise EngineCrashed(f"The hardware check crashed: {tail(log_path, 5)}", tail(log_path)) from None
     finally:
@@ -472,7 +548,7 @@ def hardware_report(refresh: bool = False) -> dict:
             log_path.unlink()
         except OSError:
             pass
-    if kind == "err":
-        raise value
-    _hardware_cache = value
-    return value
+    if isinstance(reply, Failed):
+        raise reply.error
+    _hardware_cache = reply.value
+    return reply.value

@@ -5,10 +5,10 @@ a ``llama_sampler`` chain), not the high-level ``Llama`` class: that class costs
 allocates an n_batch x n_vocab score buffer we don't need. Top-k logprobs come from the last logits
 (``llama_get_logits_ith``), never from ``logits_all``.
 
-Messages in: ("complete", prompt, params) | ("chat", messages, system, params) | ("render", messages,
-system) | ("tokenize", text, special) | ("score", prompt, continuation, as_chat, system) | ("close",).
-Messages out: ("tok", text, id, logprob, top) per token and ("final", FinalEvent) for streams;
-("ok", value) or ("err", exception) for the rest.
+The pipe carries the typed messages of ``desktop.engine.messages``: requests ``Complete`` / ``Chat``
+(streamed: ``Token`` per token, then one ``Final``), ``Render`` / ``Tokenize`` / ``Score`` (answered by ``Done`` or
+``Failed``) and ``Close``. Loading answers ``Done(LoadInfo)`` or ``Failed``. A ``Token``'s logprob is NaN unless
+the request asked for logprobs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,19 @@ from desktop.core.errors import (
     TandemError,
 )
 from desktop.core.logs import tail
+from desktop.engine.messages import (
+    STREAMING,
+    Chat,
+    Close,
+    Complete,
+    Done,
+    Failed,
+    Final,
+    Render,
+    Score,
+    Token,
+    Tokenize,
+)
 from desktop.engine.types import FinalEvent, GenerationStats, LoadInfo, LoadOptions, SamplingParams
 
 # Filled in by worker_main once llama_cpp is imported (keeps this module importable for tests of helpers).
@@ -415,7 +428,7 @@ class Runner:
                     _flush(pending, len(joined) - _held_suffix(joined, stops), emitted, send)
                 else:
                     emitted.append(text)
-                    send(("tok", text, token, logprob, top))
+                    send(Token(text, token, logprob, top))
                 if n_generated >= p.max_tokens:
                     break  # no need to evaluate a token nothing will follow
                 t_llama = perf_counter()
@@ -577,10 +590,10 @@ def _flush(pending: list, upto: int, emitted: list[str], send, cut_crossing: boo
         end = offset + len(text)
         if end <= upto:
             emitted.append(text)
-            send(("tok", text, token, logprob, top))
+            send(Token(text, token, logprob, top))
         elif cut_crossing and offset < upto:
             emitted.append(text[:upto - offset])
-            send(("tok", text[:upto - offset], token, logprob, top))
+            send(Token(text[:upto - offset], token, logprob, top))
             count += 1
             break
         else:
@@ -729,12 +742,12 @@ def worker_main(conn, path: str, options: LoadOptions, cancel_flag, log_path: st
         _import_llama()
         runner = Runner(path, options, cancel_flag, log_path)
     except TandemError as exc:
-        conn.send(("err", exc))
+        conn.send(Failed(exc))
         return
     except Exception as exc:
-        conn.send(("err", EngineError(f"Loading failed: {type(exc).__name__}: {exc}")))
+        conn.send(Failed(EngineError(f"Loading failed: {type(exc).__name__}: {exc}")))
         return
-    conn.send(("ok", runner.info))
+    conn.send(Done(runner.info))
     serve(conn, runner)
 
 
@@ -743,9 +756,32 @@ def hardware_main(conn, log_path: str | None) -> None:
     _die_with_parent()
     try:
         _import_llama()
-        conn.send(("ok", hardware_report()))
+        conn.send(Done(hardware_report()))
     except Exception as exc:
-        conn.send(("err", EngineError(f"Could not read the hardware report: {exc}")))
+        conn.send(Failed(EngineError(f"Could not read the hardware report: {exc}")))
+
+
+def _handle(msg, runner: Runner, send) -> None:
+    """Answer one request (raises what the request's failure should become)."""
+    if isinstance(msg, Complete):
+        runner.use_threads(msg.threads)
+        send(Final(runner.generate(runner.completion_tokens(msg.prompt), msg.params, send)))
+    elif isinstance(msg, Chat):
+        runner.use_threads(msg.threads)
+        send(Final(runner.generate(runner.chat_tokens(msg.messages, msg.system), msg.params, send)))
+    elif isinstance(msg, Render):
+        send(Done(runner.render(msg.messages, msg.system)))
+    elif isinstance(msg, Tokenize):
+        send(Done(runner.tokenize(msg.text, add_special=msg.special, parse_special=msg.special)))
+    elif isinstance(msg, Score):
+        send(Done(runner.score(msg.prompt, msg.continuation, msg.as_chat, msg.system)))
+    else:
+        send(Failed(EngineError(f"unknown request {msg!r}")))
+
+
+def _failure(error: TandemError, streaming: bool) -> Final | Failed:
+    """A stream ends with an error FinalEvent; any other request answers ``Failed``."""
+    return Final(FinalEvent("error", "", error=error)) if streaming else Failed(error)
 
 
 def serve(conn, runner: Runner) -> None:
@@ -755,47 +791,26 @@ def serve(conn, runner: Runner) -> None:
             msg = conn.recv()
         except (EOFError, OSError):
             break
-        kind = msg[0]
-        if kind == "close":
+        if isinstance(msg, Close):
             runner.close()
-            send(("ok", None))
+            send(Done(None))
             break
+        streaming = isinstance(msg, STREAMING)
         try:
-            if kind in ("complete", "chat"):
-                if kind == "complete":
-                    _, prompt, params, threads = msg
-                    tokens = runner.completion_tokens(prompt)
-                else:
-                    _, messages, system, params, threads = msg
-                    tokens = runner.chat_tokens(messages, system)
-                runner.use_threads(threads)
-                final = runner.generate(tokens, params, send)
-                send(("final", final))
-            elif kind == "render":
-                send(("ok", runner.render(msg[1], msg[2])))
-            elif kind == "tokenize":
-                send(("ok", runner.tokenize(msg[1], add_special=msg[2], parse_special=msg[2])))
-            elif kind == "score":
-                send(("ok", runner.score(*msg[1:])))
-            else:
-                send(("err", EngineError(f"unknown request {kind!r}")))
+            _handle(msg, runner, send)
         except _Cancelled:
-            send(("err", EngineError("cancelled")) if kind not in ("complete", "chat")
-                 else ("final", FinalEvent("cancelled", "")))
+            send(Final(FinalEvent("cancelled", "")) if streaming else Failed(EngineError("cancelled")))
         except TandemError as exc:
-            reply = ("final", FinalEvent("error", "", error=exc)) if kind in ("complete", "chat") else ("err", exc)
-            send(reply)
+            send(_failure(exc, streaming))
         except ValueError as exc:  # SamplingParams.validate
-            err = EngineError(str(exc))
-            send(("final", FinalEvent("error", "", error=err)) if kind in ("complete", "chat") else ("err", err))
+            send(_failure(EngineError(str(exc)), streaming))
         except (BrokenPipeError, EOFError, OSError):
             break
         except Exception as exc:  # a bug of ours: report it, keep the model loaded
             import traceback
 
             traceback.print_exc()
-            err = EngineError(f"Internal engine error: {type(exc).__name__}: {exc}")
             try:
-                send(("final", FinalEvent("error", "", error=err)) if kind in ("complete", "chat") else ("err", err))
+                send(_failure(EngineError(f"Internal engine error: {type(exc).__name__}: {exc}"), streaming))
             except OSError:
                 break

@@ -24,12 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.errors import ChatTemplateError, EngineBusy, EngineCrashed, HistoryError
+from desktop.core.errors import ChatTemplateError, EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
 from desktop.ui.chat.transcript import ChatTranscript
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.ui.runtime.workers import JobControl, StreamJob, run_in_thread, say_if_waiting
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.model_bar import ModelBar
@@ -67,21 +67,12 @@ def fit_conversation(handle, messages: list[dict], system: str | None, reserve: 
     budget = max(1, n_ctx - reserve)
     kept, dropped = list(messages), 0
     while True:
-        rendered = _when_free(control, lambda kept=kept: handle.render_chat(kept, system=system))
-        count = _when_free(control, lambda rendered=rendered: handle.count_tokens(rendered, special=True))
+        rendered = handle.render_chat(kept, system=system)  # a busy model answers when it is free
+        count = handle.count_tokens(rendered, special=True)
         if count <= budget or len(kept) <= 1:
             return kept, dropped, rendered, count
         step = 2 if len(kept) > 2 and kept[0]["role"] == "user" and kept[1]["role"] == "assistant" else 1
         kept, dropped = kept[step:], dropped + step
-
-
-def _when_free(control: JobControl | None, call):
-    while True:
-        try:
-            return call()
-        except EngineBusy:
-            if control is None or not control.sleep(0.1):
-                raise
 
 
 class ChatPane(QWidget):
@@ -349,8 +340,7 @@ class ChatPane(QWidget):
         def start(control: JobControl):
             kept, dropped, rendered, count = fit_conversation(handle, messages, system, reserve, control)
             control.report({"dropped": dropped, "prompt": rendered, "prompt_tokens": count, "n_ctx": n_ctx})
-            return start_when_free(control, lambda: handle.chat(kept, params, system=system,
-                                                                replace_running=False))
+            return say_if_waiting(control, handle.chat(kept, params, system=system))
 
         try:
             self._reply_id = self.context.history.add_message(self.chat_id, "assistant", "", complete=False)
@@ -568,9 +558,6 @@ class ChatPane(QWidget):
                 self.model_notice.clear()
 
         def failed(exc: BaseException) -> None:
-            if isinstance(exc, EngineBusy):
-                self._render_timer.start()
-                return
             if isinstance(exc, ChatTemplateError):
                 self.model_notice.show_message(str(exc), "error")
             self.prompt_view.set_prompt("")

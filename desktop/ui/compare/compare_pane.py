@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.compare import record
-from desktop.compare.analysis import Cancelled, ModelView, model_view, when_free
+from desktop.compare.analysis import Cancelled, ModelView, model_view, unless_cancelled
 from desktop.compare.presets import (
     FEW_SHOT_HINT,
     FEW_SHOT_STOP,
@@ -43,11 +43,12 @@ from desktop.compare.presets import (
 from desktop.core import export
 from desktop.core.errors import HistoryError
 from desktop.core.history import title_from_text
+from desktop.engine.backends import special_texts, split_threads
 from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult
 from desktop.ui.compare.compare_controls import FewShotTemplateView, PromptControls
 from desktop.ui.compare.compare_views import FirstStepView, InputsView, OutputColumn
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import Call, JobControl, StreamJob, run_in_thread, start_when_free
+from desktop.ui.runtime.workers import Call, JobControl, StreamJob, run_in_thread, say_if_waiting
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.notice import Notice
@@ -332,8 +333,7 @@ class ComparePane(QWidget):
 
     def _on_model_ready(self, side: str, handle) -> None:
         info = handle.info
-        specials = [t for s in SIDES for h in [self.columns[s].bar.handle] if h is not None
-                    for t in (h.info.bos_text, h.info.eos_text) if t]
+        specials = special_texts([self.columns[s].bar.handle for s in SIDES])
         self.inputs_view.set_special_tokens(specials)
         expected = side
         if info.kind != expected:
@@ -470,21 +470,19 @@ class ComparePane(QWidget):
         messages = [{"role": "user", "content": prompt}]
         # Both decode at once: each gets its share of the cores (oversubscribed OpenMP threads spin
         # against each other and both models crawl). One model in both columns keeps its threads.
-        from desktop.engine.client import split_threads
-
-        threads = split_threads([base, instruct]) if base is not instruct else None
+        threads = split_threads([base, instruct])
 
         def start_base(control: JobControl):
-            return start_when_free(control, lambda: base.complete(base_input, base_params, replace_running=False,
-                                                                  threads=threads), "the base model")
+            return say_if_waiting(control, base.complete(base_input, base_params, threads=threads),
+                                  "the base model")
 
         def start_instruct(control: JobControl):
             try:  # the exact templated text, for the inputs view
-                control.report(when_free(lambda: instruct.render_chat(messages), lambda: control.cancelled))
+                control.report(unless_cancelled(lambda: instruct.render_chat(messages), lambda: control.cancelled))
             except Cancelled:
                 return None
-            return start_when_free(control, lambda: instruct.chat(messages, params, replace_running=False,
-                                                                  threads=threads), "the instruct model")
+            return say_if_waiting(control, instruct.chat(messages, params, threads=threads),
+                                  "the instruct model")
 
         for side, start in (("base", start_base), ("instruct", start_instruct)):
             job = StreamJob(start, self, f"tandem-compare-{side}")

@@ -25,7 +25,7 @@ from desktop.core.errors import EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import StreamJob, run_in_thread, start_when_free
+from desktop.ui.runtime.workers import StreamJob, run_in_thread, say_if_waiting
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.model_bar import ModelBar
@@ -230,8 +230,8 @@ class CompletionPane(QWidget):
         self.notice.clear()
         prompt = self.editor.toPlainText()
         self._gen_base = self._prompt_count
-        job = StreamJob(lambda control: start_when_free(
-            control, lambda: handle.complete(prompt, params, replace_running=False)), self, "tandem-complete")
+        job = StreamJob(lambda control: say_if_waiting(control, handle.complete(prompt, params)), self,
+                        "tandem-complete")
         job.tokens.connect(self._on_tokens)
         job.status.connect(lambda text: self.notice.show_message(text, "info"))
         job.finished.connect(lambda final, job=job: self._on_finished(job, final))

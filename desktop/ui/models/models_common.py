@@ -7,6 +7,7 @@ read off the GUI thread; the page shows RAM-only verdicts first and refines them
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ BASE_VS_INSTRUCT = (
 )
 
 _TRUE = {"1", "true", "yes", "on"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,19 @@ def read_free_ram() -> MachineMemory:
 
 def read_machine_memory(gpu_layers: str = "auto") -> MachineMemory:
     """RAM and, when the llama.cpp build offloads and GPU layers are not 0, the GPUs' free VRAM. Blocks."""
-    from desktop.engine import hardware_report
+    from desktop.engine.backends import hardware
 
     ram = read_free_ram()
     try:
-        report = hardware_report()
-    except Exception:  # noqa: BLE001 - no report (a broken llama.cpp build): RAM alone still gives a verdict
+        report = hardware()
+    except Exception as exc:  # noqa: BLE001 - no report (a broken llama.cpp build): RAM alone still gives a verdict
+        log.warning("no hardware report, fit verdicts use RAM only: %s", exc)
         return ram
-    gpus = report.get("gpus") or []
-    backend = str(report.get("build_backend") or "CPU")
     vram = None
-    if gpus and report.get("gpu_offload_supported") and str(gpu_layers).strip() != "0":
-        vram = sum(int(g.get("memory_free") or 0) for g in gpus) or None
-    names = tuple(str(g.get("description") or g.get("name") or "GPU") for g in gpus)
-    return MachineMemory(ram.free_ram, vram, ram.total_ram, backend, names)
+    if report.gpus and report.gpu_offload_supported and str(gpu_layers).strip() != "0":
+        vram = sum(g.memory_free for g in report.gpus) or None
+    names = tuple(g.description or g.name or "GPU" for g in report.gpus)
+    return MachineMemory(ram.free_ram, vram, ram.total_ram, report.build_backend, names)
 
 
 def offline_reason(settings: Settings) -> str | None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.engine.backends import open_model
+from desktop.engine.model import Model
 from desktop.engine.types import LoadOptions
 from desktop.ui.runtime.workers import run_in_thread
 
@@ -39,14 +41,14 @@ class ModelManager(QObject):
     """The app's loaded models. All methods are for the GUI thread; signals arrive on it."""
 
     loading = Signal(object)  # ModelKey
-    loaded = Signal(object, object)  # ModelKey, ModelHandle
+    loaded = Signal(object, object)  # ModelKey, Model
     loadFailed = Signal(object, object)  # ModelKey, exception
     unloaded = Signal(object)  # ModelKey
     changed = Signal()  # the set of loaded/loading models changed (status bar)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._handles: dict[ModelKey, Any] = {}
+        self._handles: dict[ModelKey, Model] = {}
         self._loading: set[ModelKey] = set()
         self._leases: dict[str, ModelKey] = {}
         self._closing: list[threading.Thread] = []
@@ -78,13 +80,13 @@ class ModelManager(QObject):
 
     # --- state -----------------------------------------------------------------------------------
 
-    def handle(self, key: ModelKey | None):
+    def handle(self, key: ModelKey | None) -> Model | None:
         return self._handles.get(key) if key is not None else None
 
     def is_loading(self, key: ModelKey | None) -> bool:
         return key in self._loading
 
-    def loaded_models(self) -> list[tuple[ModelKey, Any]]:
+    def loaded_models(self) -> list[tuple[ModelKey, Model]]:
         return list(self._handles.items())
 
     def loading_models(self) -> list[ModelKey]:
@@ -98,14 +100,12 @@ class ModelManager(QObject):
         self.changed.emit()
 
         def load():
-            from desktop.engine import load_model  # lazy: keeps llama-side code off the start path
-
-            return load_model(key.path, key.options)
+            return open_model(key.path, key.options)  # the local backend is imported here, on first use
 
         run_in_thread(load, lambda handle: self._on_loaded(key, handle),
                       lambda exc: self._on_failed(key, exc), name=f"tandem-load-{key.name}")
 
-    def _on_loaded(self, key: ModelKey, handle: Any) -> None:
+    def _on_loaded(self, key: ModelKey, handle: Model) -> None:
         self._loading.discard(key)
         if not self.owners(key):  # everyone moved on while it loaded
             self._close_in_background(handle)

@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.core.errors import EngineBusy
+from desktop.engine.model import GenerationStream
 from desktop.engine.types import FinalEvent, TokenEvent
 
 FRAME_MS = 33  # ~30 updates a second: smooth to the eye, cheap for the event loop
@@ -104,26 +104,19 @@ class JobControl:
         return not self._job._cancelled.wait(seconds)
 
 
-def start_when_free(control: JobControl, begin: Callable[[], Any], what: str = "this model") -> Any:
-    """Call ``begin()`` (which starts an engine stream); while the model is busy with another pane's
-    request, wait for it instead of failing. Returns None if cancelled while waiting."""
-    announced = False
-    while True:
-        try:
-            return begin()
-        except EngineBusy:
-            if not announced:
-                control.status(f"Waiting: {what} is busy with another request…")
-                announced = True
-            if not control.sleep(0.1):
-                return None
+def say_if_waiting(control: JobControl, stream: GenerationStream, what: str = "this model") -> GenerationStream:
+    """A model busy with another pane's request queues this one (the model does, behind its interface):
+    tell the pane why nothing streams yet."""
+    if stream.waiting:
+        control.status(f"Waiting: {what} is busy with another request…")
+    return stream
 
 
 class StreamJob(QObject):
     """One engine stream on its own thread, delivered to the GUI in frame-rate batches.
 
     ``start(control)`` runs on the worker thread: it may do blocking preparation (render a template, count
-    tokens, wait for a busy model) and returns the engine ``Stream``. Its exceptions become a final event with
+    tokens) and returns the engine's stream (which may wait for a busy model). Its exceptions become a final event with
     ``finish_reason="error"``, exactly like an engine failure mid-stream.
     """
 

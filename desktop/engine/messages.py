@@ -1,0 +1,124 @@
+"""The messages between the app (``client``) and a model's worker process (``worker``), one class per kind.
+
+Each is a small frozen dataclass sent over the ``multiprocessing`` pipe as it is: a request names its
+fields, and a reply is matched by type instead of a tuple's first string. Pickling goes through
+``__reduce__`` with the fields in order (a slotted dataclass's default pickling costs ~10x more, and a
+``Token`` goes by for every generated token).
+
+Requests (client -> worker):  ``Complete``, ``Chat`` (streams), ``Render``, ``Tokenize``, ``Score``, ``Close``.
+Replies (worker -> client):
+    a stream:       ``Token`` per emitted token, then exactly one ``Final`` (a FinalEvent; its ``error`` is set
+                    when the request failed, ``finish_reason="cancelled"`` when it was stopped);
+    anything else:  ``Done`` (the value) or ``Failed`` (a ``TandemError`` to raise in the app).
+Loading replies ``Done(LoadInfo)`` or ``Failed``; the hardware check ``Done(dict)`` or ``Failed``.
+A new request kind is a new class here plus its branch in ``worker.serve``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent, TopToken
+
+
+class _Message:
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (type(self), tuple(getattr(self, name) for name in self.__slots__))
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Complete(_Message):
+    """Raw completion of ``prompt`` (streams). ``threads``: this request's CPU threads, None = load-time."""
+
+    prompt: str
+    params: SamplingParams
+    threads: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chat(_Message):
+    """A reply to ``messages`` through the model's chat template (streams)."""
+
+    messages: list[dict]
+    system: str | None
+    params: SamplingParams
+    threads: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Render(_Message):
+    """The templated prompt text for ``messages`` (no generation)."""
+
+    messages: list[dict]
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tokenize(_Message):
+    """Token ids of ``text``; ``special``: add BOS and parse special-token text."""
+
+    text: str
+    special: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Score(_Message):
+    """Log-probabilities of ``continuation``'s tokens after ``prompt`` (a user message when ``as_chat``)."""
+
+    prompt: str
+    continuation: str
+    as_chat: bool = False
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Close(_Message):
+    """Free the model and end the worker; answered by ``Done(None)``."""
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Token(_Message):
+    """One emitted token. ``logprob`` is NaN unless the request asked for logprobs; ``top`` holds
+    (text, token_id, logprob) of the top-k alternatives as plain tuples (cheap to pickle)."""
+
+    text: str
+    token_id: int
+    logprob: float
+    top: tuple[tuple[str, int, float], ...] = ()
+
+    def event(self) -> TokenEvent:
+        return TokenEvent(self.text, self.token_id, self.logprob, tuple(TopToken(*t) for t in self.top))
+
+
+@dataclass(frozen=True, slots=True)
+class Final(_Message):
+    """The end of a stream."""
+
+    event: FinalEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Done(_Message):
+    """A non-streaming request's result."""
+
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(_Message):
+    """A request (or loading) failed; ``error`` is raised in the app as it is."""
+
+    error: BaseException
+
+
+STREAMING = (Complete, Chat)
+Request = Complete | Chat | Render | Tokenize | Score | Close
+Reply = Token | Final | Done | Failed
