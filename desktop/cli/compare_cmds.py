@@ -13,7 +13,7 @@ from desktop.cli.engine_cmds import add_sampling_flags, load_from_args, result_j
 
 def run_pair(base, instruct, prompt: str, params, system: str | None = None):
     """Stream both models concurrently; returns {"base": (final, tokens), "instruct": (final, tokens)}."""
-    from desktop.engine.client import split_threads
+    from desktop.engine.backends import split_threads
     from desktop.engine.types import FinalEvent
 
     threads = split_threads([base, instruct])  # both decode at once: share the cores, don't fight over them

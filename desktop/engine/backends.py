@@ -26,14 +26,14 @@ def open_model(path: str | os.PathLike, options: LoadOptions | None = None) -> M
 
 def split_threads(models: Sequence[Model]) -> int | None:
     """CPU threads per local model when these models decode at the same time: their load-time counts share
-    the cores (oversubscribed OpenMP threads spin against each other and every model crawls). None when
-    nothing needs narrowing: one local model (or the same one twice) keeps its own count, and a remote
-    model uses no local cores."""
+    the cores (oversubscribed OpenMP threads spin against each other and every model crawls). One local
+    model (or the same one twice) keeps its own count; None when none is local (a remote model uses no
+    local cores)."""
     local: list[Model] = []
     for m in models:
         if not m.capabilities.remote and isinstance(m.info, LoadInfo) and all(m is not x for x in local):
             local.append(m)
-    if len(local) < 2:
+    if not local:
         return None
     cores = max(m.info.threads for m in local)  # type: ignore[attr-defined]  # LoadInfo, checked above
     return max(1, cores // len(local))

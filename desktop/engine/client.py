@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from desktop.core import paths
+from desktop.core import gguf_meta, paths
 from desktop.core.errors import EngineBusy, EngineCrashed, EngineError, ModelFileError, TandemError
 from desktop.core.logs import tail
 from desktop.engine.messages import (
@@ -69,11 +69,7 @@ def check_model_file(path: str | os.PathLike) -> Path:
     if len(head) < 8 or head[:4] != GGUF_MAGIC:
         what = "empty" if not head else "not a GGUF file"
         raise ModelFileError(f"{p.name} is {what}: a model must be a .gguf file (it starts with 'GGUF').")
-    try:  # the deep check (truncation, absurd sizes) when the metadata reader is available
-        from desktop.core import gguf_meta
-    except ImportError:
-        return p.resolve()
-    try:
+    try:  # the deep check: truncation, absurd sizes
         gguf_meta.read_metadata(p)
     except ModelFileError as exc:  # the reader's reason names no file and no remedy: add both
         raise ModelFileError(f"Can't load {p.name}: {exc}. Download or copy the file again, "
@@ -505,12 +501,6 @@ def _threads(threads: int | None) -> int | None:
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise EngineError(f"Threads must be a whole number of 1 or more, not {threads!r}.")
     return threads
-
-
-def split_threads(handles: Sequence[ModelHandle]) -> int:
-    """Threads per model when these models decode at the same time: their load-time counts share the cores."""
-    cores = max((h.info.threads for h in handles), default=1)
-    return max(1, cores // max(1, len(handles)))
 
 
 def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:

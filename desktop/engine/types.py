@@ -79,7 +79,7 @@ class SamplingParams:
     seed: int | None = None
     grammar: str | None = None  # GBNF
     json_schema: str | None = None  # converted to GBNF
-    logprobs: int = 0  # top-k alternatives per token; 0 = none (the chosen token's logprob is still given)
+    logprobs: int = 0  # top-k alternatives per token; 0 = none (then each token's logprob is NaN)
 
     def validate(self) -> SamplingParams:
         """Raise ValueError with a one-line message for values no sampler accepts."""

@@ -75,7 +75,7 @@ def test_a_blocking_call_on_its_own_unfinished_stream_says_why_it_cant(base):
 
 
 def test_split_threads_shares_the_cores_between_local_models(tiny_base, base):
-    assert split_threads([base]) is None and split_threads([base, base]) is None
+    assert split_threads([base]) == split_threads([base, base]) == 1 and split_threads([]) is None
     with load_model(tiny_base, LoadOptions(threads=4, n_ctx=256)) as four:
         assert split_threads([base, four]) == 2
 

@@ -46,46 +46,14 @@ class LibraryModel:
 
 
 def scan_library(models_dir: Path) -> list[LibraryModel]:
-    """The installed models, via the library module when it is there, else a plain walk of the folder."""
-    try:
-        from desktop.core.library import Library  # the models helper's library (path, name, kind, broken)
-    except ImportError:
-        Library = None  # noqa: N806
-    if Library is not None:
-        entries = []
-        for entry in Library(models_dir).scan():
-            path = str(getattr(entry, "path", ""))
-            if not path:
-                continue
-            broken = getattr(entry, "broken", None)  # the reason (str) when the file can't be used
-            pair = getattr(entry, "pair", None)
-            entries.append(LibraryModel(
-                path=path, name=str(getattr(entry, "name", "") or Path(path).stem),
-                kind=str(getattr(entry, "kind", "") or "unknown"),
-                broken=bool(broken), reason=broken if isinstance(broken, str) else "",
-                size=int(getattr(entry, "file_size", 0) or 0), pair=str(pair) if pair else ""))
-        return sorted(entries, key=lambda e: e.file_name.lower())
-    return _scan_folder(models_dir)
+    """The installed models as ``desktop.core.library`` finds them; a broken file is listed with its reason."""
+    from desktop.core.library import Library  # reads GGUF headers: imported on the scanning thread
 
-
-def _scan_folder(models_dir: Path) -> list[LibraryModel]:
-    try:
-        from desktop.core import gguf_meta
-    except ImportError:
-        gguf_meta = None
-    entries = []
-    for path in sorted(models_dir.rglob("*.gguf"), key=lambda p: p.name.lower()):
-        if not path.is_file() or path.name.endswith(".part"):
-            continue
-        kind, broken, reason, name = "unknown", False, "", path.stem
-        if gguf_meta is not None:
-            try:
-                meta = gguf_meta.read_metadata(path)
-                kind, name = meta.kind, path.stem
-            except Exception as exc:  # a broken file is listed, with its reason
-                broken, reason = True, str(exc)
-        entries.append(LibraryModel(str(path), name, kind, broken, reason, path.stat().st_size))
-    return entries
+    entries = [LibraryModel(path=str(e.path), name=e.name or e.path.stem, kind=e.kind or "unknown",
+                            broken=bool(e.broken), reason=e.broken or "", size=int(e.file_size or 0),
+                            pair=str(e.pair) if e.pair else "")
+               for e in Library(models_dir).scan()]
+    return sorted(entries, key=lambda e: e.file_name.lower())
 
 
 class AppContext(QObject):
