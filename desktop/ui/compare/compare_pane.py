@@ -116,6 +116,7 @@ class ComparePane(QWidget):
         self._ready = False
         self._shown_once = False
         self._pair_following = False
+        self._chosen: set[str] = set()  # sides a person picked in the list (a model landing leaves them alone)
         self._serial = 0  # which run the pane shows: results of an older one are not applied to it
         self._save_call: Call | None = None
         self._save_again = False
@@ -127,6 +128,7 @@ class ComparePane(QWidget):
             col.bar.ready.connect(lambda handle, side=side: self._on_model_ready(side, handle))
             col.bar.lost.connect(lambda side=side: self._on_model_lost(side))
             col.bar.failed.connect(lambda message, side=side: self._on_model_failed(side, message))
+            col.bar.combo.activated.connect(lambda _i, side=side: self._chosen.add(side))
         self.base_picker = self.columns["base"].bar.combo
         self.instruct_picker = self.columns["instruct"].bar.combo
         self.base_output = self.columns["base"].output
@@ -286,8 +288,32 @@ class ComparePane(QWidget):
     # --- models: the pair ------------------------------------------------------------------------
 
     def _on_library(self, _entries: list) -> None:
-        if self._shown_once and not any(c.bar.current_path() for c in self.columns.values()):
+        if not self._shown_once:
+            return
+        if not any(c.bar.current_path() for c in self.columns.values()):
             self._pick_default_models()
+            return
+        for side in SIDES:  # the pair's second model landed (Compare was opened mid-download): fill its side
+            if not self.columns[side].bar.current_path() and side not in self._chosen:
+                path = self._model_for(side)
+                if path:
+                    self._select(side, path)
+
+    def _model_for(self, side: str) -> str:
+        """What an empty side should hold: the other side's sibling, else the first model of this kind."""
+        other = self.columns["instruct" if side == "base" else "base"].bar.current_path()
+        entry = self.context.library_entry(other) if other else None
+        if entry is not None and entry.pair and self.context.library_entry(entry.pair) is not None:
+            return entry.pair
+        return next((e.path for e in self.context.library if e.kind == side and not e.broken), "")
+
+    def _select(self, side: str, path: str) -> None:
+        """Pick a model for one side without the other side following (the pair is chosen as a whole)."""
+        self._pair_following = True
+        try:
+            self.columns[side].bar.select_path(path)
+        finally:
+            self._pair_following = False
 
     def _pick_default_models(self) -> None:
         """The last-used pair, else the first base model with an instruct sibling in the library."""
@@ -309,12 +335,8 @@ class ComparePane(QWidget):
         if not wanted:
             return
         self._restore_models = {}
-        self._pair_following = True  # the pair is chosen as a whole: don't let one side re-pick the other
-        try:
-            for side, path in wanted.items():
-                self.columns[side].bar.select_path(path)
-        finally:
-            self._pair_following = False
+        for side, path in wanted.items():
+            self._select(side, path)
 
     def _on_picked(self, side: str, path: str) -> None:
         """A person picked one side: the other side follows to its sibling, when the library knows one."""
@@ -424,8 +446,7 @@ class ComparePane(QWidget):
             return
         missing = [s for s in SIDES if not self.columns[s].bar.current_path()]
         if missing:
-            self.notice.show_message(f"Pick a {' and an '.join(missing)} model first (the lists hold the models "
-                                     "in your library; the Models page downloads a pair).", "warning")
+            self.notice.show_message(self._missing_text(missing), "warning")
             return
         try:
             params = self.sampling.params(logprobs=TOP_K_ALTERNATIVES)
@@ -497,6 +518,20 @@ class ComparePane(QWidget):
         self._rate_timer.start()
         for job in self.jobs.values():
             job.start()
+
+    def _missing_text(self, missing: list[str]) -> str:
+        """One line naming the model to choose for each empty side."""
+        if len(missing) == len(SIDES):
+            return ("Pick a base and an instruct model first (the lists hold the models in your library; the "
+                    "Models page downloads a pair).")
+        side = missing[0]
+        where = "left" if side == "base" else "right"
+        article = "an" if side == "instruct" else "a"
+        path = self._model_for(side)
+        if path:
+            return f"Choose {article} {side} model on the {where}, e.g. {Path(path).name}, then Run both."
+        return (f"Choose {article} {side} model on the {where}: none is in your library yet (if the pair is "
+                "still downloading, it appears there when it lands).")
 
     def _on_templated(self, text: object) -> None:
         if isinstance(text, str):
@@ -764,11 +799,7 @@ class ComparePane(QWidget):
             path = self.run_models[side]
             bar = self.columns[side].bar
             if path and bar.current_path() != path and bar.combo.findData(path) >= 0:
-                self._pair_following = True
-                try:
-                    bar.select_path(path)
-                finally:
-                    self._pair_following = False
+                self._select(side, path)
             elif path and bar.combo.findData(path) < 0:
                 self.notice.show_message(f"{Path(path).name} is no longer in the library; the run shows what "
                                          "it wrote.", "info")
