@@ -9,40 +9,7 @@ import sys
 import threading
 
 from desktop.cli.engine_cmds import add_sampling_flags, load_from_args, result_json, sampling_from_args
-
-
-def run_pair(base, instruct, prompt: str, params, system: str | None = None):
-    """Stream both models concurrently; returns {"base": (final, tokens), "instruct": (final, tokens)}."""
-    from desktop.engine.backends import split_threads
-    from desktop.engine.types import FinalEvent
-
-    threads = split_threads([base, instruct])  # both decode at once: share the cores, don't fight over them
-    streams = {"base": base.complete(prompt, params, threads=threads),
-               "instruct": instruct.chat([{"role": "user", "content": prompt}], params, system=system,
-                                         threads=threads)}
-    results: dict = {}
-
-    def drain(name: str) -> None:
-        tokens = []
-        for event in streams[name]:
-            if isinstance(event, FinalEvent):
-                results[name] = (event, tokens)
-            else:
-                tokens.append(event)
-
-    threads = [threading.Thread(target=drain, args=(name,), daemon=True) for name in streams]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-    except KeyboardInterrupt:
-        for s in streams.values():
-            s.cancel()
-        for t in threads:
-            t.join(10)
-    return results
+from desktop.compare.pair import PairRequest, run_pair
 
 
 def _load_both(args):
@@ -72,7 +39,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
     base, instruct = _load_both(args)
     try:
-        results = run_pair(base, instruct, args.prompt, params, system=args.system)
+        results = run_pair(base, instruct, PairRequest.make(args.prompt, params, system=args.system))
     finally:
         base.close()
         instruct.close()

@@ -45,12 +45,11 @@ def open_compare(qtbot, window):
 
 
 def run_and_wait(qtbot, pane, analysed: bool = True):
-    pane.last_finals = None
-    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=GEN_TIMEOUT_MS)
+    with qtbot.waitSignal(pane.runEnded, timeout=GEN_TIMEOUT_MS) as ended:
+        qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
     if analysed:
-        qtbot.waitUntil(lambda: pane.analysis_done and not pane.saving, timeout=GEN_TIMEOUT_MS)
-    return pane.last_finals
+        qtbot.waitUntil(lambda: pane.session.analysis_done and not pane.saving, timeout=GEN_TIMEOUT_MS)
+    return ended.args[0]
 
 
 def short_run(pane, prompt: str = "Who won the World Cup?", tokens: int = 24, seed: str | None = None):
@@ -93,13 +92,12 @@ def test_both_columns_stream_at_once_with_one_seed(qtbot, window):
                 both_running_with_text.append(True)
         return on_tokens
 
-    pane.last_finals = None
-    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
-    for side in ("base", "instruct"):
-        pane.jobs[side].tokens.connect(count(side))
-    assert not pane.run_button.isEnabled() and pane.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=GEN_TIMEOUT_MS)
-    finals = pane.last_finals
+    with qtbot.waitSignal(pane.runEnded, timeout=GEN_TIMEOUT_MS) as ended:
+        qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+        for side in ("base", "instruct"):
+            pane.jobs[side].tokens.connect(count(side))
+        assert not pane.run_button.isEnabled() and pane.stop_button.isEnabled()
+    finals = ended.args[0]
     assert both_running_with_text, "the two columns never streamed at the same time"
     assert batches["base"] > 1 and batches["instruct"] > 1
     for side, output in (("base", pane.base_output), ("instruct", pane.instruct_output)):
@@ -120,28 +118,27 @@ def test_an_unpinned_run_draws_one_seed_for_both_and_shows_it(qtbot, window):
     assert not pane.sampling.seed_pin.isChecked()
     finals = run_and_wait(qtbot, pane, analysed=False)
     seed = finals["base"].stats.seed
-    assert seed is not None and seed == finals["instruct"].stats.seed == pane.run_seed
+    assert seed is not None and seed == finals["instruct"].stats.seed == pane.session.seed
     assert pane.sampling.seed.text() == str(seed) and str(seed) in pane.seed_label.text()
 
 
 def test_stop_stops_both(qtbot, window):
     pane = open_compare(qtbot, window)
     short_run(pane, LONG_PROMPT, tokens=3000, seed=PINNED_SEED)
-    pane.last_finals = None
-    pane.run()
-    qtbot.waitUntil(lambda: len(pane.columns["base"].events) >= 5 and len(pane.columns["instruct"].events) >= 5,
-                    timeout=GEN_TIMEOUT_MS)
-    qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=10_000)
+    with qtbot.waitSignal(pane.runEnded, timeout=GEN_TIMEOUT_MS) as ended:
+        pane.run()
+        qtbot.waitUntil(lambda: len(pane.columns["base"].events) >= 5 and len(pane.columns["instruct"].events) >= 5,
+                        timeout=GEN_TIMEOUT_MS)
+        qtbot.mouseClick(pane.stop_button, Qt.MouseButton.LeftButton)
     for side in ("base", "instruct"):
-        final = pane.last_finals[side]
+        final = ended.args[0][side]
         assert final.finish_reason == "cancelled", side
         assert pane.columns[side].text() == final.text and final.text  # what was written stays
         assert pane.columns[side].output.toPlainText() == shown(final.text)
         assert pane.columns[side].stats.text().startswith("stopped")
     assert pane.run_button.isEnabled() and not pane.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: pane.analysis_done, timeout=GEN_TIMEOUT_MS)  # partial outputs are still scored
-    assert pane.scores["base"]["cross"].tokens and pane.scores["instruct"]["cross"].tokens
+    qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=GEN_TIMEOUT_MS)  # partial outputs are still scored
+    assert pane.session.scores["base"]["cross"].tokens and pane.session.scores["instruct"]["cross"].tokens
 
 
 def test_presets_fill_the_prompt_and_say_what_to_look_for(qtbot, window):
@@ -187,7 +184,7 @@ def test_few_shot_wraps_only_the_base_input(qtbot, window):
     assert pane.inputs_view.base_view.toPlainText() == wrapped
     assert "<|im_start|>user\nName a large animal.<|im_end|>" in pane.inputs_view.instruct_view.toPlainText()
     assert FEW_SHOT_STOP not in pane.base_output.toPlainText()  # the base run stops at the next "Q:"
-    assert FEW_SHOT_STOP not in pane.run_params.stop  # the instruct model's settings are untouched
+    assert FEW_SHOT_STOP not in pane.session.params.stop  # the instruct model's settings are untouched
     # a template without {prompt} is refused with one line, and nothing runs
     pane.template_edit.setPlainText("Q: nothing here\nA:")
     run_id, shown_before = pane.run_id, pane.base_output.toPlainText()
@@ -212,7 +209,7 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
         "instruct": base_handle.score(prompt, instruct_text),
     }
     for side in ("base", "instruct"):
-        got = pane.scores[side]["cross"]
+        got = pane.session.scores[side]["cross"]
         assert [t.token_id for t in got.tokens] == [t.token_id for t in expected[side].tokens]
         assert [t.logprob for t in got.tokens] == pytest.approx([t.logprob for t in expected[side].tokens],
                                                                  abs=1e-4)
@@ -224,7 +221,7 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
         assert f"{got.mean_logprob:.3f}" in col.surprise.toolTip()  # mean logprob, on hover
     # own scores too: each output under its own model
     own_instruct = instruct_handle.score(prompt, instruct_text, as_chat=True)
-    assert [t.logprob for t in pane.scores["instruct"]["own"].tokens] == pytest.approx(
+    assert [t.logprob for t in pane.session.scores["instruct"]["own"].tokens] == pytest.approx(
         [t.logprob for t in own_instruct.tokens], abs=1e-4)
     # colouring by the other model's view: one overlay range per scored token that lies in the text
     pane.colour_mode.setCurrentIndex(pane.colour_mode.findData("cross"))
@@ -319,14 +316,13 @@ def test_a_saved_run_reloads_and_exports(qtbot, make_window, tmp_path):
 def test_keyboard_runs_and_stops(qtbot, window):
     pane = open_compare(qtbot, window)
     short_run(pane, LONG_PROMPT, tokens=3000, seed=PINNED_SEED)
-    pane.last_finals = None
     pane.prompt_input.setFocus()
-    qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    assert pane.is_running() and pane.prompt_input.toPlainText() == LONG_PROMPT  # no newline typed
-    qtbot.waitUntil(lambda: len(pane.columns["instruct"].events) >= 5, timeout=GEN_TIMEOUT_MS)
-    qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: pane.last_finals is not None, timeout=10_000)
-    assert {f.finish_reason for f in pane.last_finals.values()} == {"cancelled"}
+    with qtbot.waitSignal(pane.runEnded, timeout=GEN_TIMEOUT_MS) as ended:
+        qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        assert pane.is_running() and pane.prompt_input.toPlainText() == LONG_PROMPT  # no newline typed
+        qtbot.waitUntil(lambda: len(pane.columns["instruct"].events) >= 5, timeout=GEN_TIMEOUT_MS)
+        qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Escape)
+    assert {f.finish_reason for f in ended.args[0].values()} == {"cancelled"}
 
 
 def test_swapped_models_show_the_engines_refusal_and_stay_usable(qtbot, window, tiny_base, tiny_instruct):
@@ -380,13 +376,13 @@ def test_event_loop_keeps_running_while_both_stream_and_score(qtbot, window):
     # template: its beginning is scored, and the pane says so
     assert "Could not" not in pane.analysis_label.text(), pane.analysis_label.text()
     base_text = pane.columns["base"].text()
-    chars = pane.scored_chars["base"]["cross"]
+    chars = pane.session.scored_chars["base"]["cross"]
     assert chars is not None and 0 < chars < len(base_text)
     assert "does not fit" in pane.columns["base"].surprise.text()
     expected = pane.columns["instruct"].bar.handle.score(LONG_PROMPT, base_text[:chars], as_chat=True)
-    got = pane.scores["base"]["cross"]
+    got = pane.session.scores["base"]["cross"]
     assert [t.logprob for t in got.tokens] == pytest.approx([t.logprob for t in expected.tokens], abs=1e-4)
-    assert all(pane.scores[s][k] is not None for s in ("base", "instruct") for k in ("own", "cross"))
+    assert all(pane.session.scores[s][k] is not None for s in ("base", "instruct") for k in ("own", "cross"))
 
 
 def test_a_run_interrupted_by_new_is_kept_as_stopped(qtbot, window):

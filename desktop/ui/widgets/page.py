@@ -1,0 +1,80 @@
+"""What every page offers the main window, and the state saving the panes share.
+
+The main window calls these hooks on the visible page (Ctrl+Enter, Esc, Ctrl+N) and ``shutdown()`` on every
+page when it closes; a page overrides the ones it has a use for. A page with remembered state sets
+``state_key``, returns the state from ``state()`` and calls ``_save_state_later()`` when it changed; the
+save is debounced and a settings file that can't be written is logged and shown on the page, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtWidgets import QWidget
+
+from desktop.ui.runtime.context import AppContext
+from desktop.ui.widgets.layout import make_timer
+from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.stats import error_text
+
+log = logging.getLogger(__name__)
+SAVE_AFTER_MS = 800
+
+
+class Page(QWidget):
+    """A page of the main window. Subclasses set ``state_key`` and call ``_page_ready()`` at the end of
+    their constructor (state restored while building is not saved back)."""
+
+    state_key = ""
+    notice: Notice | None = None  # where the page tells the person about a problem, if it has one
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.context = context
+        self._ready = False
+        self._state_timer = make_timer(self, SAVE_AFTER_MS, self._save_state)
+
+    def _page_ready(self) -> None:
+        self._ready = True
+
+    # --- the main window's hooks -----------------------------------------------------------------
+
+    def primary_action(self) -> None:
+        """Ctrl+Enter: generate, send, run or search."""
+
+    def stop(self) -> None:
+        """Esc: stop what is running."""
+
+    def new_item(self) -> None:
+        """Ctrl+N: a fresh document, chat or run."""
+
+    def is_generating(self) -> bool:
+        return False
+
+    def shutdown(self) -> None:
+        """The window is closing: stop work and save what must survive."""
+
+    # --- remembered state ------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {}
+
+    def _can_save_state(self) -> bool:
+        return self._ready and bool(self.state_key)
+
+    def _save_state_later(self) -> None:
+        if self._ready:
+            self._state_timer.start()
+
+    def _save_state(self) -> None:
+        if not self._can_save_state():
+            return
+        try:
+            self.context.set_ui_state(self.state_key, self.state())
+        except Exception as exc:  # a settings file we can't write must not break the page
+            log.warning("could not save the %s page's state: %s", self.state_key, exc)
+            self.show_state_problem(error_text(exc))
+
+    def show_state_problem(self, text: str) -> None:
+        if self.notice is not None:
+            self.notice.show_message(text, "warning")
