@@ -11,27 +11,26 @@ the history and export as Markdown.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from desktop.compare import pair
-from desktop.compare.analysis import Cancelled, ModelView, model_view, unless_cancelled
+from desktop.compare.analysis import Cancelled, unless_cancelled
 from desktop.compare.pair import SIDES, PairRequest
 from desktop.compare.presets import FEW_SHOT_HINT, GENERAL_HINT, preset, preset_for_prompt
 from desktop.compare.session import CompareSession
 from desktop.core.errors import HistoryError
-from desktop.core.history import title_from_text
 from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, SamplingParams
+from desktop.ui.compare.compare_history import RunHistory
 from desktop.ui.compare.compare_layout import DETAILS, CompareWidgets
 from desktop.ui.compare.compare_pair import PairPicker
+from desktop.ui.compare.compare_scoring import RunAnalysis
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import Call, JobControl, StreamJob, run_in_thread, say_if_waiting
+from desktop.ui.runtime.workers import Call, JobControl, StreamJob, say_if_waiting
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.page import Page
 from desktop.ui.widgets.sampling_panel import SamplingPanel
@@ -41,7 +40,7 @@ STATE_KEY = "compare"
 TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
 
 
-class ComparePane(Page):
+class ComparePane(RunAnalysis, RunHistory, Page):
     """The Compare pane. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     state_key = STATE_KEY
@@ -52,6 +51,7 @@ class ComparePane(Page):
         super().__init__(context, parent)
         self.setObjectName("comparePane")
         self.session = CompareSession()
+        self.session.subscribe(self._on_session)
         self.jobs: dict[str, StreamJob] = {}
         self._analysis: list[Call] = []
         self._analysis_cancel = threading.Event()
@@ -340,13 +340,18 @@ class ComparePane(Page):
             return
         self.columns[side].set_final(final, error_text(final.error) if final.error is not None else "")
         self.context.generationRate.emit(f"compare {side}", 0.0)
-        if not self.session.finish(side, final):
-            return
-        self._finish_ui()
-        self._report_context()
-        self.runEnded.emit(dict(self.session.finals))
-        self.save_run()
-        self._start_analysis()
+        self.session.finish(side, final)  # the last side ends the run: _on_session("ended")
+
+    def _on_session(self, what: str) -> None:
+        """The pane observes its session: a run that ended is shown, saved and analysed."""
+        if what == "ended":
+            self._finish_ui()
+            self._report_context()
+            self.runEnded.emit(dict(self.session.finals))
+            self.save_run()
+            self._start_analysis()
+        elif what == "analysed":
+            self.analysed.emit()
 
     def _finish_ui(self) -> None:
         self.prompt_input.setReadOnly(False)
@@ -364,184 +369,6 @@ class ComparePane(Page):
             if handle.info.n_ctx and (not size or n / handle.info.n_ctx > used / size):
                 used, size = n, handle.info.n_ctx
         self.context.contextUsage.emit(STATE_KEY, used, size)
-
-    # --- seeing inside: cross-scoring and the first step -----------------------------------------
-
-    def _start_analysis(self) -> None:
-        """Score each output under both models and fetch both first steps, one worker per model."""
-        base, instruct = self.columns["base"].bar.handle, self.columns["instruct"].bar.handle
-        failed = self.session.failed_sides()
-        if base is None or instruct is None or failed:
-            self.analysis_label.setText(f"Not scored: the {' and '.join(failed) or 'other'} model failed."
-                                        if failed else "Not scored: a model was unloaded.")
-            self._analysis_finished()
-            return
-        texts = {s: self.columns[s].text() for s in SIDES}
-        self._analysis_cancel = cancel = threading.Event()
-        cancelled = cancel.is_set
-        prompt, base_input = self.session.prompt, self.session.inputs["base"]
-        jobs = {  # the base model sees its own (raw or few-shot) input; the instruct model the user message
-            "base": lambda: model_view(base, base_input, texts["base"], texts["instruct"], as_chat=False,
-                                       cancelled=cancelled),
-            "instruct": lambda: model_view(instruct, prompt, texts["instruct"], texts["base"], as_chat=True,
-                                           cancelled=cancelled),
-        }
-        self.analysis_label.setText("Scoring each output under the other model…")
-        for col in self.columns.values():
-            if col.text():
-                col.show_scoring(f"Scoring under the {col.other} model…")
-        self._analysis_pending = len(jobs)
-        self._analysis = [run_in_thread(job, lambda view, m=model: self._on_analysed(m, view),
-                                        lambda exc, m=model: self._on_analysis_failed(m, exc),
-                                        name=f"tandem-compare-score-{model}")
-                          for model, job in jobs.items()]
-
-    def _on_analysed(self, model: str, view: ModelView) -> None:
-        """One model's view of the run: its score of both texts and its first step."""
-        outcome = self.session.apply_view(model, view, error_text)
-        for side, problem in outcome.failed:
-            self.columns[side].show_scoring(problem, error=True)
-        for side, kind, scored in outcome.scored:
-            self.columns[side].set_scores(**{kind: scored.result, f"{kind}_chars": scored.chars})
-        if outcome.first is not None:
-            self.first_step_view.set_tops(model, outcome.first)
-            if not outcome.first:
-                self.first_step_view.summary.setText(f"The {model} model would end its text right away: its "
-                                                     "most likely next token is the end of text.")
-        self._analysis_step_done()
-
-    def _on_analysis_failed(self, model: str, exc: BaseException) -> None:
-        if isinstance(exc, Cancelled):
-            return
-        self.session.analysis_failed(f"Could not analyse with the {model} model: {error_text(exc)}")
-        self._analysis_step_done()
-
-    def _analysis_step_done(self) -> None:
-        self._analysis_pending -= 1
-        if self._analysis_pending > 0:
-            return
-        problems = " ".join(self.session.problems)
-        self.analysis_label.setText(problems or "Scored: hover a token, or colour by “the other model's view”.")
-        self.analysis_label.setToolTip(problems)
-        self._analysis = []
-        self._analysis_finished()
-        self.save_run()
-
-    def _analysis_finished(self) -> None:
-        self.session.analysis_finished()
-        self.analysed.emit()
-
-    # --- history ---------------------------------------------------------------------------------
-
-    def run_data(self) -> dict:
-        """The current run as the history stores it (desktop.compare.record's shape)."""
-        return self._run_builder()()
-
-    def _run_builder(self):
-        events = {s: self.columns[s].events for s in SIDES}
-        return self.session.builder(events, self.template_edit.toPlainText())
-
-    def save_run(self) -> None:
-        """Save the current run in the history, off the GUI thread (a long run's tokens make a large row).
-
-        Saves of one run are chained: the first insert gives the id the later updates need. ``saving``
-        is true until the last one landed.
-        """
-        if not self.session.finals:
-            return
-        if self._save_call is not None:
-            self._save_again = True
-            return
-        s = self.session
-        build, title, run_id, serial = self._run_builder(), title_from_text(s.prompt), s.run_id, s.serial
-        store = self.context.history
-        self._save_again = False
-        self._save_call = run_in_thread(lambda: store.save_compare_run(build(), title=title, run_id=run_id),
-                                        lambda new_id: self._on_saved(serial, new_id),
-                                        lambda exc: self._on_saved(serial, None, exc), name="tandem-compare-save")
-
-    @property
-    def saving(self) -> bool:
-        return self._save_call is not None
-
-    def _on_saved(self, serial: int, run_id: int | None, error: BaseException | None = None) -> None:
-        self._save_call = None
-        if error is not None:
-            self.notice.show_message(error_text(error), "error")
-        if serial != self.session.serial:  # the pane moved on to another run meanwhile
-            self.sidebar.refresh()
-        elif run_id is not None:
-            self.session.saved(run_id)
-            self.export_button.setEnabled(True)
-            self.sidebar.set_current(run_id)
-            self._save_state()
-        if self._save_again:
-            self.save_run()
-
-    def open_run(self, run_id: int) -> None:
-        """Load a saved run into the pane: prompt, settings, both columns, scores, inputs, first step."""
-        run = self.context.history.get_compare_run(run_id)
-        self._cancel_everything()
-        s = self.session
-        events = s.open(run.id, run.data, run.updated_at)
-        self._show_opened(run.data, events)
-        note = self.pair.select_run_models(s.models)
-        if note:
-            self.notice.show_message(note, "info")
-        self.sidebar.set_current(run.id)
-        self._save_state_later()
-
-    def _show_opened(self, data: dict, events: dict) -> None:
-        s = self.session
-        self.prompt_input.setPlainText(s.prompt)
-        if isinstance(data.get("few_shot_template"), str) and data["few_shot_template"].strip():
-            self.template_edit.setPlainText(data["few_shot_template"])
-        self.few_shot.setChecked(s.few_shot)
-        if s.params is not None:
-            self.sampling.set_params(dataclasses.replace(s.params, seed=None))
-        self.sampling.set_last_seed(s.seed)
-        self.seed_label.setText(f"Seed <b>{s.seed}</b> on both" if s.seed is not None else "")
-        for side in SIDES:
-            col = self.columns[side]
-            col.clear()
-            if events[side]:
-                col.append(events[side])
-            col.set_final(s.finals[side], s.errors.get(side, ""))
-        for side in SIDES:  # scores after both texts are in place (cross colouring aligns on the text)
-            col, scores, chars = self.columns[side], s.scores[side], s.scored_chars[side]
-            col.set_scores(scores["own"], scores["cross"], own_chars=chars["own"], cross_chars=chars["cross"])
-        self.inputs_view.set_inputs(s.inputs["base"], s.inputs["instruct"], few_shot=s.few_shot)
-        self.first_step_view.clear("No first-step measurement was saved with this run.")
-        for side, tops in s.first.items():
-            self.first_step_view.set_tops(side, tops)
-        self.analysis_label.setText(f"Saved run · {time.strftime('%Y-%m-%d %H:%M', time.localtime(s.updated_at))}")
-        self.export_button.setEnabled(True)
-        self.notice.clear()
-
-    def export_markdown(self, path: str | Path | None = None) -> Path | None:
-        """Export the current run as Markdown (asks for a file unless ``path`` is given)."""
-        if self.run_id is None:
-            self.notice.show_message("Run a comparison first; then it can be exported.", "info")
-            return None
-        return self.sidebar.export_item(self.run_id, "md", path)
-
-    def new_item(self) -> None:
-        """A fresh, empty run (the last one stays in the history)."""
-        self._cancel_everything()
-        self.session.clear()
-        self.prompt_input.clear()
-        for col in self.columns.values():
-            col.clear()
-        self.inputs_view.clear()
-        self.first_step_view.clear("After a run: the first token each model would write, its top candidates, "
-                                   "and how much the two distributions overlap.")
-        self.seed_label.clear()
-        self.analysis_label.clear()
-        self.export_button.setEnabled(False)
-        self.notice.clear()
-        self.sidebar.set_current(None)
-        self.prompt_input.setFocus()
-        self._save_state_later()
 
     # --- main window hooks -----------------------------------------------------------------------
 
