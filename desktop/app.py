@@ -46,8 +46,8 @@ def _install_excepthook() -> None:
             if QApplication.instance() is not None:
                 QMessageBox.warning(None, "Tandem", f"Something went wrong: {exc}\n\nThe app keeps running; "
                                     f"details are in {log_file()}.")
-        except Exception:
-            pass
+        except Exception:  # the dialog itself failed (no display, Qt shutting down): the log has it all
+            log.exception("could not show the error dialog")
 
     sys.excepthook = hook
 

@@ -631,7 +631,8 @@ def _ggml_lib():
         from llama_cpp import _ggml
 
         return _ggml.libggml
-    except Exception:
+    except Exception as exc:  # an unusual build without the ggml bindings: no device list, CPU assumed
+        print(f"tandem: no ggml device list: {exc}", file=sys.stderr)  # the worker's log
         return None
 
 

@@ -1,11 +1,14 @@
 """The main window: navigation between the pages, the menus and shortcuts, and the status bar.
 
-Pages are built with ``Page(context, parent)``. The window calls optional hooks on the visible page:
-``primary_action()`` (Ctrl+Enter: generate / send / run), ``stop()`` (Esc), ``new_item()`` (Ctrl+N) and
-``shutdown()`` (on close: stop work, save). A page without a hook just ignores that shortcut.
+Every page is a ``desktop.ui.widgets.page.Page``, built with ``Page(context, parent)``. The window calls its
+hooks on the visible page: ``primary_action()`` (Ctrl+Enter: generate / send / run), ``stop()`` (Esc),
+``new_item()`` (Ctrl+N), and ``shutdown()`` on every page when it closes (stop work, save). A page that has no
+use for a hook keeps the base class's, which does nothing.
 """
 
 from __future__ import annotations
+
+import logging
 
 from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
@@ -27,7 +30,10 @@ from desktop.ui.compare.compare_pane import ComparePane
 from desktop.ui.completion.completion_pane import CompletionPane
 from desktop.ui.models.models_page import ModelsPage
 from desktop.ui.runtime.context import AppContext
+from desktop.ui.widgets.page import Page
 from desktop.ui.widgets.theme import apply_theme
+
+log = logging.getLogger(__name__)
 
 STATE_KEY = "window"
 PAGES = (  # (key, title, tooltip)
@@ -51,7 +57,7 @@ class MainWindow(QMainWindow):
         self.completion_pane = CompletionPane(context)
         self.chat_pane = ChatPane(context)
         self.compare_pane = ComparePane(context)
-        self.pages = {"models": self.models_page, "completion": self.completion_pane, "chat": self.chat_pane,
+        self.pages: dict[str, Page] = {"models": self.models_page, "completion": self.completion_pane, "chat": self.chat_pane,
                       "compare": self.compare_pane}
 
         self.stack = QStackedWidget()
@@ -155,26 +161,20 @@ class MainWindow(QMainWindow):
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def current_page(self) -> QWidget:
-        return self.stack.currentWidget()
+    def current_page(self) -> Page:
+        return self.pages[PAGES[self.stack.currentIndex()][0]]
 
     def show_page(self, key: str) -> None:
         self.nav.setCurrentRow([k for k, _t, _tip in PAGES].index(key))
 
     def primary_action(self) -> None:
-        hook = getattr(self.current_page(), "primary_action", None)
-        if callable(hook):
-            hook()
+        self.current_page().primary_action()
 
     def stop(self) -> None:
-        hook = getattr(self.current_page(), "stop", None)
-        if callable(hook):
-            hook()
+        self.current_page().stop()
 
     def new_item(self) -> None:
-        hook = getattr(self.current_page(), "new_item", None)
-        if callable(hook):
-            hook()
+        self.current_page().new_item()
 
     def open_settings(self):
         from desktop.ui.dialogs.settings_dialog import SettingsDialog
@@ -203,7 +203,7 @@ class MainWindow(QMainWindow):
         if loading:
             text += " · loading " + ", ".join(k.name for k in loading) + "…"
         self.loaded_label.setText(text)
-        backends = sorted({getattr(h.info, "backend", "?") for _k, h in loaded})
+        backends = sorted({h.info.backend for _k, h in loaded})
         self.backend_label.setText("Backend: " + (" / ".join(backends) if backends else "—"))
         self.backend_label.setToolTip("Where the loaded models run (CPU, CUDA, Metal, Vulkan)")
 
@@ -258,17 +258,15 @@ class MainWindow(QMainWindow):
     def save_state(self) -> None:
         try:
             self.context.set_ui_state(STATE_KEY, self.state())
-        except Exception:  # an unwritable settings file must not stop the app from closing
-            pass
+        except Exception as exc:  # an unwritable settings file must not stop the app from closing
+            log.warning("could not save the window's state: %s", exc)
 
     def closeEvent(self, event) -> None:
-        for page in self.pages.values():
-            hook = getattr(page, "shutdown", None)
-            if callable(hook):
-                try:
-                    hook()
-                except Exception:
-                    pass
+        for key, page in self.pages.items():
+            try:
+                page.shutdown()
+            except Exception:  # one page's failure must not keep the others from saving, or the app open
+                log.exception("the %s page failed to shut down cleanly", key)
         self.save_state()
         self.context.shutdown()
         super().closeEvent(event)

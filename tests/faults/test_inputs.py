@@ -259,19 +259,18 @@ def test_completion_pane_megabyte_paste_and_double_generate(qtbot, window, tiny_
     pane = window.findChild(QWidget, "completionPane")
     _pick(qtbot, pane, tiny_base.name)
     pane.editor.setPlainText("hello world " * 87_000)  # a 1 MB paste
-    pane.last_final = None
-    pane.generate()
-    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=60_000)
-    assert isinstance(pane.last_final.error, ContextOverflow)
+    with qtbot.waitSignal(pane.generationEnded, timeout=60_000) as ended:
+        pane.generate()
+    assert isinstance(ended.args[0].error, ContextOverflow)
     assert pane.notice.level == "error" and one_line(pane.notice.text())
     assert len(pane.editor.toPlainText()) >= 1_000_000  # the user's text is kept
     pane.editor.setPlainText("Once upon a time")
-    pane.last_final = None
-    pane.generate()
-    pane.generate()  # a double click: the second replaces the first, nothing breaks
-    qtbot.waitUntil(lambda: pane.last_final is not None and not pane.is_generating(), timeout=60_000)
-    qtbot.wait(200)
-    assert pane.last_final.error is None
+    with qtbot.waitSignal(pane.generationEnded, timeout=60_000) as ended:
+        pane.generate()
+        pane.generate()  # a double click: the second replaces the first, nothing breaks
+    assert not pane.is_generating() and ended.args[0].error is None
+    with qtbot.assertNotEmitted(pane.generationEnded, wait=200):  # the replaced request never ends late
+        pass
     assert pane.editor.toPlainText().startswith("Once upon a time")
     add("inputs", 2)
 
@@ -281,8 +280,7 @@ def test_chat_pane_ignores_an_empty_message(qtbot, window, tiny_instruct):
 
     pane = window.findChild(QWidget, "chatPane")
     _pick(qtbot, pane, tiny_instruct.name)
-    pane.last_final = None
-    pane.send("   \n\t ")
-    qtbot.wait(300)
-    assert pane.last_final is None and not pane.is_generating() and pane.transcript.toPlainText().strip() == ""
+    with qtbot.assertNotEmitted(pane.generationEnded, wait=300):  # nothing is sent, so nothing ends
+        pane.send("   \n\t ")
+    assert not pane.is_generating() and pane.transcript.toPlainText().strip() == ""
     add("inputs")

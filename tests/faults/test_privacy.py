@@ -134,18 +134,16 @@ def test_the_window_sends_nothing_unasked(no_network, qtbot, tandem_home, tiny_b
     qtbot.waitUntil(lambda: completion.model_bar.handle is not None or bool(completion.model_bar.error),
                     timeout=60_000)
     completion.editor.setPlainText("Once upon a time")
-    completion.last_final = None
-    completion.generate()
-    qtbot.waitUntil(lambda: completion.last_final is not None, timeout=60_000)
-    assert completion.last_final.error is None
+    with qtbot.waitSignal(completion.generationEnded, timeout=60_000) as ended:
+        completion.generate()
+    assert ended.args[0].error is None
     chat = window.findChild(QWidget, "chatPane")
     combo = chat.findChild(QComboBox, "modelPicker")
     combo.setCurrentIndex(next(i for i in range(combo.count()) if tiny_instruct.name in combo.itemText(i)))
     qtbot.waitUntil(lambda: chat.model_bar.handle is not None or bool(chat.model_bar.error), timeout=60_000)
-    chat.last_final = None
-    chat.send("hello there")
-    qtbot.waitUntil(lambda: chat.last_final is not None, timeout=60_000)
-    assert chat.last_final.error is None
+    with qtbot.waitSignal(chat.generationEnded, timeout=60_000) as ended:
+        chat.send("hello there")
+    assert ended.args[0].error is None
     window.close()
 
 

@@ -71,13 +71,12 @@ def test_stop_keeps_the_partial_reply(qtbot, window):
     pane.sampling.seed_pin.setChecked(True)
     pane.sampling.seed.setText("32")  # tiny-instruct then replies to "hello" with ~2,700 tokens
     pane.input.setPlainText("hello")
-    pane.last_final = None
-    qtbot.keyClick(pane.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: len("".join(pane._reply_parts)) > 0, timeout=30_000)
-    assert pane.stop_button.isEnabled()
-    qtbot.keyClick(window, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=10_000)
-    assert pane.last_final.finish_reason == "cancelled"
+    with qtbot.waitSignal(pane.generationEnded, timeout=40_000) as ended:
+        qtbot.keyClick(pane.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: len("".join(pane._reply_parts)) > 0, timeout=30_000)
+        assert pane.stop_button.isEnabled()
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert ended.args[0].finish_reason == "cancelled"
     assert pane.turns[-1].role == "assistant" and pane.turns[-1].content
     assert "(stopped)" in pane.transcript.toPlainText()
     stored = window.context.history.get_chat(pane.chat_id).messages[-1]

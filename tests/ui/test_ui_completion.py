@@ -88,14 +88,13 @@ def test_stop_keeps_the_text_and_the_editor_is_editable_again(qtbot, window):
     pane.sampling.max_tokens.setValue(0)  # no limit: runs until stopped
     pin_long_seed(pane)
     pane.editor.setPlainText("Once upon a time")
-    pane.last_final = None
-    qtbot.keyClick(pane.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the shortcut
-    assert pane.is_generating() and pane.editor.isReadOnly()
-    assert pane.stop_button.isEnabled() and not pane.generate_button.isEnabled()
-    qtbot.waitUntil(lambda: len(pane.tracker) > 0 or pane.last_final is not None, timeout=30_000)
-    qtbot.keyClick(window, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=10_000)
-    assert pane.last_final.finish_reason == "cancelled"
+    with qtbot.waitSignal(pane.generationEnded, timeout=40_000) as ended:
+        qtbot.keyClick(pane.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the shortcut
+        assert pane.is_generating() and pane.editor.isReadOnly()
+        assert pane.stop_button.isEnabled() and not pane.generate_button.isEnabled()
+        qtbot.waitUntil(lambda: len(pane.tracker) > 0 or not pane.is_generating(), timeout=30_000)
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert ended.args[0].finish_reason == "cancelled"
     assert pane.stats_label.text().startswith("stopped")
     kept = pane.editor.toPlainText()
     assert kept.startswith("Once upon a time") and len(kept) > len("Once upon a time")
@@ -172,13 +171,12 @@ def test_worker_killed_mid_stream_shows_the_error_and_the_app_recovers(qtbot, wi
     pane.sampling.max_tokens.setValue(0)
     pin_long_seed(pane)
     pane.editor.setPlainText("Once upon a time")
-    pane.last_final = None
-    pane.generate()
-    qtbot.waitUntil(lambda: len(pane.tracker) > 0, timeout=30_000)
-    assert pane.last_final is None, "still streaming when the worker is killed"
-    os.kill(handle.pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=30_000)
-    assert pane.last_final.finish_reason == "error"
+    with qtbot.waitSignal(pane.generationEnded, timeout=60_000) as ended:
+        pane.generate()
+        qtbot.waitUntil(lambda: len(pane.tracker) > 0, timeout=30_000)
+        assert pane.is_generating(), "still streaming when the worker is killed"
+        os.kill(handle.pid, signal.SIGKILL)
+    assert ended.args[0].finish_reason == "error"
     assert pane.notice.level == "error"
     assert "worker process" in pane.notice.text() and "Generate" in pane.notice.text()
     assert not pane.editor.isReadOnly() and pane.generate_button.isEnabled()

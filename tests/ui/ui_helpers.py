@@ -20,10 +20,9 @@ def pick_model(qtbot, pane, file_name: str):
 
 def run_and_wait(qtbot, pane, action, timeout: int = GEN_TIMEOUT_MS):
     """Start a generation with ``action()`` (a click, a shortcut) and wait for it to end: its FinalEvent."""
-    pane.last_final = None
-    action()
-    qtbot.waitUntil(lambda: pane.last_final is not None, timeout=timeout)
-    return pane.last_final
+    with qtbot.waitSignal(pane.generationEnded, timeout=timeout) as ended:
+        action()
+    return ended.args[0]
 
 
 # What Qt's text editors store for characters the random tiny models emit: CR, the Unicode line/paragraph

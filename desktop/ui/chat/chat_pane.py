@@ -34,6 +34,7 @@ from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.model_bar import ModelBar
 from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.page import SingleModelPage
 from desktop.ui.widgets.prompt_view import PromptView
 from desktop.ui.widgets.sampling_panel import SamplingPanel
 from desktop.ui.widgets.stats import describe_final, error_text
@@ -75,22 +76,19 @@ def fit_conversation(handle, messages: list[dict], system: str | None, reserve: 
         kept, dropped = kept[step:], dropped + step
 
 
-class ChatPane(QWidget):
+class ChatPane(SingleModelPage):
+    state_key = STATE_KEY
+
     def __init__(self, context: AppContext, parent: QWidget | None = None):
-        super().__init__(parent)
+        super().__init__(context, parent)
         self.setObjectName("chatPane")
-        self.context = context
         self.turns: list[Turn] = []
         self.chat_id: int | None = None
-        self.job: StreamJob | None = None
-        self.last_final: FinalEvent | None = None  # the last reply's end (tests, status)
         self._reply_id: int | None = None
         self._reply_parts: list[str] = []
         self._last_save = 0.0
         self._pending_reply = False
         self._render_call = None
-        self._restore_model = ""
-        self._ready = False
 
         self.model_bar = ModelBar(context, owner="chat")
         self.model_bar.ready.connect(self._on_model_ready)
@@ -209,11 +207,10 @@ class ChatPane(QWidget):
         self.splitter = three_columns(self, "chatSplitter", self.sidebar, center, self.sampling, [200, 800, 250])
 
         self._render_timer = make_timer(self, 300, self.update_prompt_view)
-        self._state_timer = make_timer(self, 800, self._save_state)
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._update_buttons()
-        self._ready = True
+        self._page_ready()
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -239,24 +236,6 @@ class ChatPane(QWidget):
                 "show_prompt": self.show_prompt_button.isChecked(),
                 "system_prompt": self.system_prompt.toPlainText()}
 
-    def _save_state_later(self) -> None:
-        self._state_timer.start()
-
-    def _save_state(self) -> None:
-        if not self._ready:
-            return
-        try:
-            self.context.set_ui_state(STATE_KEY, self.state())
-        except Exception as exc:
-            self.notice.show_message(error_text(exc), "warning")
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._restore_model:
-            path, self._restore_model = self._restore_model, ""
-            if not self.model_bar.current_path():
-                self.model_bar.select_path(path)
-
     # --- model -----------------------------------------------------------------------------------
 
     def _on_model_ready(self, handle) -> None:
@@ -280,9 +259,6 @@ class ChatPane(QWidget):
         self.notice.show_message(message, "error")
 
     # --- conversation ----------------------------------------------------------------------------
-
-    def is_generating(self) -> bool:
-        return self.job is not None and self.job.running
 
     def send(self, text: str | None = None) -> None:
         """Send the input (or ``text``) as your next message and stream the reply."""
@@ -414,7 +390,6 @@ class ChatPane(QWidget):
             self.transcript.discard_reply()
         self.stats_label.setText(describe_final(final))
         self.sampling.set_last_seed(final.stats.seed)
-        self.last_final = final
         if final.error is not None:
             message = error_text(final.error)
             if isinstance(final.error, EngineCrashed):
@@ -427,6 +402,7 @@ class ChatPane(QWidget):
         self._update_buttons()
         self._render_timer.start()
         self.sidebar.refresh()
+        self.generationEnded.emit(final)
 
     def stop(self) -> None:
         self._pending_reply = False

@@ -9,6 +9,8 @@ Documents are saved in the history as you go.
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QTextCursor
 from PySide6.QtWidgets import (
@@ -30,32 +32,38 @@ from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.model_bar import ModelBar
 from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.page import SingleModelPage
 from desktop.ui.widgets.sampling_panel import SamplingPanel
 from desktop.ui.widgets.stats import describe_final, error_text
 from desktop.ui.widgets.token_view import TokenTracker
+
+log = logging.getLogger(__name__)
+
+
+def _count_failed(exc: BaseException) -> None:
+    """The context meter keeps its last count; the next edit counts again."""
+    log.info("could not count the document's tokens: %s", exc)
+
 
 STATE_KEY = "completion"
 TOP_K_ALTERNATIVES = 5  # asked on every run, so the token view can be switched on afterwards
 SAVE_EVERY_MS = 1000
 
 
-class CompletionPane(QWidget):
+class CompletionPane(SingleModelPage):
+    state_key = STATE_KEY
+
     def __init__(self, context: AppContext, parent: QWidget | None = None):
-        super().__init__(parent)
+        super().__init__(context, parent)
         self.setObjectName("completionPane")
-        self.context = context
-        self.job: StreamJob | None = None
-        self.last_final: FinalEvent | None = None  # the last generation's end (tests, status)
         self.document_id: int | None = None
         self._auto_title = True
         self._listed_title: str | None = None
         self._pending_generate = False
         self._restoring = False
-        self._restore_model = ""
         self._count_call = None
         self._prompt_count = 0  # tokens in the document, as last counted
         self._gen_base = 0
-        self._ready = False
 
         # header: model, kind notice
         self.model_bar = ModelBar(context, owner="completion")
@@ -128,11 +136,10 @@ class CompletionPane(QWidget):
         self.splitter = three_columns(self, "completionSplitter", self.sidebar, center, self.sampling, [200, 700, 250])
 
         self._save_timer = make_timer(self, SAVE_EVERY_MS, self.save_document)
-        self._state_timer = make_timer(self, 800, self._save_state)
         self._count_timer = make_timer(self, 500, self._count_context)
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
-        self._ready = True
+        self._page_ready()
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -156,23 +163,8 @@ class CompletionPane(QWidget):
                 "sampling": self.sampling.state(), "token_view": self.token_toggle.isChecked(),
                 "document_id": self.document_id, "splitter": self.splitter.sizes()}
 
-    def _save_state_later(self) -> None:
-        self._state_timer.start()
-
-    def _save_state(self) -> None:
-        if self._restoring or not self._ready:
-            return
-        try:
-            self.context.set_ui_state(STATE_KEY, self.state())
-        except Exception as exc:  # a settings file we can't write must not break the pane
-            self.notice.show_message(error_text(exc), "warning")
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._restore_model:  # the last-used model loads when the pane is first shown
-            path, self._restore_model = self._restore_model, ""
-            if not self.model_bar.current_path():
-                self.model_bar.select_path(path)
+    def _can_save_state(self) -> bool:
+        return super()._can_save_state() and not self._restoring
 
     # --- model -----------------------------------------------------------------------------------
 
@@ -204,9 +196,6 @@ class CompletionPane(QWidget):
         self.notice.show_message(message, "error")
 
     # --- generating ------------------------------------------------------------------------------
-
-    def is_generating(self) -> bool:
-        return self.job is not None and self.job.running
 
     def generate(self) -> None:
         """Continue the document from its end with the picked model."""
@@ -264,7 +253,6 @@ class CompletionPane(QWidget):
         if job is not self.job:
             return
         self._finish_ui()
-        self.last_final = final
         self.stats_label.setText(describe_final(final))
         self.sampling.set_last_seed(final.stats.seed)
         self.context.generationRate.emit(STATE_KEY, 0.0)
@@ -278,6 +266,7 @@ class CompletionPane(QWidget):
             self._prompt_count = s.prompt_tokens + s.completion_tokens
             self.context.contextUsage.emit(STATE_KEY, self._prompt_count, self.model_bar.handle.info.n_ctx)
         self.save_document()
+        self.generationEnded.emit(final)
 
     def _finish_ui(self) -> None:
         self.editor.setReadOnly(False)
@@ -327,7 +316,7 @@ class CompletionPane(QWidget):
             self._prompt_count = count
             self.context.contextUsage.emit(STATE_KEY, count, n_ctx)
 
-        self._count_call = run_in_thread(lambda: handle.count_tokens(text), done, lambda exc: None,
+        self._count_call = run_in_thread(lambda: handle.count_tokens(text), done, _count_failed,
                                          name="tandem-count")
 
     def save_document(self) -> None:

@@ -7,6 +7,7 @@ it is handed to the hub's own token store.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from PySide6.QtCore import Qt
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import TandemError
 from desktop.ui.runtime.context import AppContext
 
+log = logging.getLogger(__name__)
 
 class SettingsDialog(QDialog):
     def __init__(self, context: AppContext, parent: QWidget | None = None):
@@ -145,7 +147,8 @@ class SettingsDialog(QDialog):
         try:
             status = self.auth.token_status()
             present, source = status.present, status.source
-        except Exception:  # an unreadable token file: offer to replace it
+        except Exception as exc:  # an unreadable token file: offer to replace it
+            log.warning("could not read the stored Hugging Face token: %s", exc)
             present, source = False, None
         self.token.setPlaceholderText("a token is stored (type a new one to replace it)" if present
                                       else "hf_… (needed for gated models only)")

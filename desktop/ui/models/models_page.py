@@ -45,6 +45,7 @@ from desktop.ui.models.models_library import LibraryView
 from desktop.ui.models.models_search import SearchView
 from desktop.ui.runtime.workers import run_in_thread
 from desktop.ui.widgets.notice import Notice
+from desktop.ui.widgets.page import Page
 
 TAB_LIBRARY, TAB_CATALOG, TAB_SEARCH, TAB_DOWNLOADS = range(4)
 AFTER_FIRST_PAINT_MS = 300
@@ -94,13 +95,12 @@ class WelcomeCard(QFrame):
         layout.addWidget(self.hint)
 
 
-class ModelsPage(QWidget):
+class ModelsPage(Page):
     """The Models page. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     def __init__(self, context, parent: QWidget | None = None):
-        super().__init__(parent)
+        super().__init__(context, parent)
         self.setObjectName("modelsPage")
-        self.context = context
         self.catalog = None
         self.memory: MachineMemory | None = None
         self.smallest = None  # the Family the welcome card offers

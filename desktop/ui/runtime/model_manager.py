@@ -10,6 +10,7 @@ The engine module is imported lazily, on the loading thread: the GUI's cold star
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from desktop.engine.model import Model
 from desktop.engine.types import LoadOptions
 from desktop.ui.runtime.workers import run_in_thread
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelKey:
@@ -156,8 +158,8 @@ class ModelManager(QObject):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _close_quietly(handle: Any) -> None:
+def _close_quietly(handle: Model) -> None:
     try:
         handle.close()
-    except Exception:  # a worker that is already gone is fine to "close"
-        pass
+    except Exception as exc:  # a worker that is already gone is fine to "close"; anything else is logged
+        log.warning("unloading %s: %s", handle.info.name, exc)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from desktop.ui.runtime.context import AppContext
+from desktop.ui.runtime.workers import StreamJob
 from desktop.ui.widgets.layout import make_timer
+from desktop.ui.widgets.model_bar import ModelBar
 from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.stats import error_text
 
@@ -78,3 +81,26 @@ class Page(QWidget):
     def show_state_problem(self, text: str) -> None:
         if self.notice is not None:
             self.notice.show_message(text, "warning")
+
+
+class SingleModelPage(Page):
+    """A page with one model bar and one generation at a time (Completion, Chat). The last-used model
+    loads when the page is first shown, not at start-up; ``generationEnded`` carries each run's FinalEvent."""
+
+    generationEnded = Signal(object)  # FinalEvent: a generation (or reply) ended, however it ended
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None):
+        super().__init__(context, parent)
+        self.job: StreamJob | None = None
+        self._restore_model = ""  # the last-used model's path, loaded on the first show
+        self.model_bar: ModelBar | None = None  # set by the subclass
+
+    def is_generating(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._restore_model and self.model_bar is not None:
+            path, self._restore_model = self._restore_model, ""
+            if not self.model_bar.current_path():
+                self.model_bar.select_path(path)
