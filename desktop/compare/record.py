@@ -26,6 +26,7 @@ from typing import Any
 
 from desktop.compare.analysis import Surprise, describe_ratio, overlap
 from desktop.engine.types import (
+    FINISH_WORDS,
     FinalEvent,
     GenerationStats,
     SamplingParams,
@@ -33,11 +34,11 @@ from desktop.engine.types import (
     ScoreResult,
     TokenEvent,
     TopToken,
+    finish_words,
 )
 
 RUN_VERSION = 1
 SIDES = ("base", "instruct")
-_REASONS = {"stop": "finished", "length": "reached the token limit", "cancelled": "stopped", "error": "failed"}
 
 
 # --- to JSON -------------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def final_from(side: dict[str, Any]) -> FinalEvent:
     stats = side.get("stats") if isinstance(side.get("stats"), dict) else {}
     known = {f.name for f in dataclasses.fields(GenerationStats)}
     clean = {k: v for k, v in stats.items() if k in known and (v is None or isinstance(v, (int, float)))}
-    reason = side.get("finish_reason") if side.get("finish_reason") in _REASONS else "stop"
+    reason = side.get("finish_reason") if side.get("finish_reason") in FINISH_WORDS else "stop"
     error = RuntimeError(side["error"]) if isinstance(side.get("error"), str) and side["error"] else None
     return FinalEvent(reason if error is None else "error", str(side.get("text", "")),
                       GenerationStats(**clean), error)
@@ -166,7 +167,7 @@ def _fence(text: str, info: str = "text") -> str:
 
 def _stats_line(side: dict[str, Any]) -> str:
     s = side.get("stats") if isinstance(side.get("stats"), dict) else {}
-    parts = [_REASONS.get(str(side.get("finish_reason")), str(side.get("finish_reason", "")))]
+    parts = [finish_words(str(side.get("finish_reason", "")))]
     if s.get("completion_tokens"):
         parts.append(f"{s['completion_tokens']} tokens")
     if s.get("decode_tps"):

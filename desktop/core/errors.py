@@ -101,7 +101,11 @@ class DiskFullError(DownloadError):
 
 
 class DownloadCancelled(DownloadError):
-    """The user cancelled or paused the download."""
+    """The user cancelled or paused the download; ``reason`` is "cancel" or "pause"."""
+
+    def __init__(self, reason: str = "cancel"):
+        super().__init__("The download was paused." if reason == "pause" else "The download was cancelled.")
+        self.reason = reason
 
 
 class LibraryError(TandemError):

@@ -155,6 +155,18 @@ class FinalEvent:
     stats: GenerationStats = field(default_factory=GenerationStats)
     error: Exception | None = None
 
+    @property
+    def finish_words(self) -> str:
+        return finish_words(self.finish_reason)
+
+
+FINISH_WORDS = {"stop": "finished", "length": "reached the token limit", "cancelled": "stopped", "error": "failed"}
+
+
+def finish_words(reason: str) -> str:
+    """How a run ended, for a person (the stats lines, the saved runs' Markdown)."""
+    return FINISH_WORDS.get(reason, reason)
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredToken:

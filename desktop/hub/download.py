@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.core.errors import DownloadError, TandemError
+from desktop.core.errors import DownloadCancelled, DownloadError, TandemError
 from desktop.hub._common import check_repo_id
 from desktop.hub.transfer import (
     DEFAULT_POLICY,
@@ -29,7 +29,6 @@ from desktop.hub.transfer import (
     Progress,
     RemoteFile,
     RetryPolicy,
-    Stop,
     discard,
     fetch,
     part_path,
@@ -311,7 +310,7 @@ class DownloadManager:
                       on_verifying=lambda: self._emit(job, VERIFYING, bytes=have, total=total))
                 done_bytes += remote.size
             self._emit(job, DONE, bytes=total, total=total, path=str(targets[0]))
-        except Stop as stop:
+        except DownloadCancelled as stop:
             self._stopped(job, stop.reason, have, total)
         except TandemError as exc:
             self._mark_error(job, str(exc))

@@ -86,14 +86,6 @@ class Progress:
     eta: float | None  # seconds
 
 
-class Stop(Exception):
-    """Raised inside a transfer when the user paused or cancelled it."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason  # "pause" | "cancel"
-
-
 class Control:
     """Thread-safe pause/cancel for one transfer. ``request`` returns at once: it also shuts the socket
     down, so a transfer blocked on a stalled server notices immediately, not after the read timeout."""
@@ -125,7 +117,7 @@ class Control:
 
     def check(self) -> None:
         if self._reason:
-            raise Stop(self._reason)
+            raise DownloadCancelled(self._reason)
 
     def sleep(self, seconds: float) -> None:
         with self._cond:
@@ -291,7 +283,7 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
           on_verifying: Callable[[], None] | None = None,
           policy: RetryPolicy = DEFAULT_POLICY, token: str | bool | None = None,
           progress_interval: float = 0.2) -> Path:
-    """Bring ``remote`` to ``target`` (resuming ``target.part``). Raises Stop on pause/cancel, and our
+    """Bring ``remote`` to ``target`` (resuming ``target.part``). Raises DownloadCancelled on pause/cancel, and our
     DownloadError family (ChecksumMismatch, DiskFullError, GatedRepoError, RepoNotFound, ...) otherwise."""
     control = control or Control()
     target = Path(target)
@@ -388,13 +380,13 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
                         control.check()
                         if have >= remote.size:
                             break
-            except (Stop, TandemError):
+            except TandemError:  # DownloadCancelled (pause/cancel) included
                 out.flush()
                 raise
             except (_Retry, httpx2.TransportError, OSError) as exc:
                 if control.reason:
                     out.flush()
-                    raise Stop(control.reason) from None
+                    raise DownloadCancelled(control.reason) from None
                 if isinstance(exc, hf_errors.OfflineModeIsEnabled):
                     raise translate(exc, remote.repo, what) from None
                 log.info("transfer of %s interrupted at %d bytes: %s", remote.filename, have, exc)
@@ -463,6 +455,6 @@ def discard(target: Path) -> None:
 
 
 __all__ = [
-    "Control", "DownloadCancelled", "Progress", "RemoteFile", "RetryPolicy", "Stop", "discard", "fetch",
+    "Control", "DownloadCancelled", "Progress", "RemoteFile", "RetryPolicy", "discard", "fetch",
     "part_path", "read_state", "resolve_remote", "state_path", "target_for", "write_state",
 ]

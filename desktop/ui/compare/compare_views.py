@@ -36,10 +36,9 @@ from desktop.engine.types import FinalEvent, ScoreResult, TokenEvent, TopToken
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.model_bar import ModelBar
 from desktop.ui.widgets.prompt_view import PromptView
-from desktop.ui.widgets.token_view import TokenTracker, is_dark, probability_color, visible_token
+from desktop.ui.widgets.token_view import TokenTracker, is_dark, percent, probability_color, visible_token
 
 ColourMode = Literal["off", "own", "cross"]
-_REASONS = {"stop": "finished", "length": "reached the token limit", "cancelled": "stopped", "error": "failed"}
 SIDE_COLOURS = {"base": "#2e7d5b", "instruct": "#3d5fb8"}  # the model bar's badges
 _HOW = {
     "base": "gets the prompt as raw text and <b>continues</b> it",
@@ -47,15 +46,11 @@ _HOW = {
 }
 
 
-def _percent(p: float) -> str:
-    return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
-
-
 def describe_run(final: FinalEvent) -> str:
     """'finished · 188 tokens · 438.6 tok/s · first token 12 ms' (the seed is shown once, for both columns;
     the prompt's size is in the tooltip)."""
     s = final.stats
-    parts = [_REASONS.get(final.finish_reason, final.finish_reason)]
+    parts = [final.finish_words]
     parts.append(f"{s.completion_tokens:,} token{'s' if s.completion_tokens != 1 else ''}")
     if s.decode_tps:
         parts.append(f"{s.decode_tps:,.1f} tok/s")
@@ -334,10 +329,10 @@ class _CrossHover(QObject):
                 return False
             own = col.own_probability_at(position)
             rows = [f"<b>{html.escape(visible_token(span.text))}</b>",
-                    f"under the {col.other} model: <b>{_percent(span.probability)}</b> "
+                    f"under the {col.other} model: <b>{percent(span.probability)}</b> "
                     f"(logprob {span.logprob:.2f})"]
             if own is not None:
-                rows.append(f"under the {col.side} model, as it wrote it: {_percent(own)}")
+                rows.append(f"under the {col.side} model, as it wrote it: {percent(own)}")
             QToolTip.showText(col.output.viewport().mapToGlobal(pos), "<br>".join(rows), col.output.viewport())
         elif event.type() == QEvent.Type.Leave:
             QToolTip.hideText()
@@ -456,7 +451,7 @@ class FirstStepView(QWidget):
                 token.setFont(QFont("monospace"))
                 token.setToolTip(f"{t.text!r} (id {t.token_id})")
                 bar = "█" * max(1, round(16 * p / p_max)) if p_max > 0 else ""
-                prob = QTableWidgetItem(f"{_percent(p):>6}  {bar}")
+                prob = QTableWidgetItem(f"{percent(p):>6}  {bar}")
                 prob.setForeground(QColor(SIDE_COLOURS[side]))
                 for item in (token, prob):
                     if t.text in ov.shared:

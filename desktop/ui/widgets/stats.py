@@ -5,18 +5,11 @@ from __future__ import annotations
 from desktop.core.errors import TandemError
 from desktop.engine.types import FinalEvent
 
-_REASONS = {
-    "stop": "finished",
-    "length": "reached the token limit",
-    "cancelled": "stopped",
-    "error": "failed",
-}
-
 
 def describe_final(final: FinalEvent) -> str:
     """'finished · 128 tokens · 42.0 tok/s · first token 0.12 s · seed 1234'."""
     s = final.stats
-    parts = [_REASONS.get(final.finish_reason, final.finish_reason)]
+    parts = [final.finish_words]
     if s.completion_tokens:
         parts.append(f"{s.completion_tokens:,} token{'s' if s.completion_tokens != 1 else ''}")
     if s.decode_tps:

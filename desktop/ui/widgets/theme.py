@@ -49,8 +49,3 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
         app.setPalette(QPalette(QColor(239, 239, 239)))  # Fusion's light palette, derived from its button grey
     else:
         app.setPalette(app.style().standardPalette())
-
-
-def is_dark() -> bool:
-    app = QApplication.instance()
-    return bool(app) and app.palette().color(QPalette.ColorRole.Window).lightness() < 128

@@ -52,7 +52,13 @@ class TokenSpan:
         return TokenSpan(self.start + delta, self.end + delta, self.text, self.logprob, self.top)
 
 
+def percent(p: float) -> str:
+    """A probability for a person: 42.0%, 0.13%, 0.00042%."""
+    return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
+
+
 def is_dark(widget: QWidget) -> bool:
+    """The widget's own background is dark (its palette, so a styled editor counts, not only the theme)."""
     return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
 
 
@@ -85,20 +91,16 @@ def alternatives_html(span: TokenSpan, limit: int = 10) -> str:
     rows = []
     chosen = span.probability
     head = (f"<b>{html.escape(visible_token(span.text))}</b> &nbsp; "
-            f"{_percent(chosen) if chosen is not None else 'probability not recorded'}")
+            f"{percent(chosen) if chosen is not None else 'probability not recorded'}")
     for alt in span.top[:limit]:
         p = math.exp(alt.logprob) if math.isfinite(alt.logprob) else 0.0
         bar = "█" * max(1, round(p * 20)) if p > 0.004 else "▏"
         mark = " ◀" if alt.text == span.text else ""
         rows.append(f"<tr><td><code>{html.escape(visible_token(alt.text))}</code></td>"
-                    f"<td align='right'>&nbsp;{_percent(p)}&nbsp;</td><td>{bar}{mark}</td></tr>")
+                    f"<td align='right'>&nbsp;{percent(p)}&nbsp;</td><td>{bar}{mark}</td></tr>")
     table = f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>" if rows else ""
     hint = "<br><i>Click to continue from an alternative.</i>" if span.top else ""
     return f"<div>{head}{table}{hint}</div>"
-
-
-def _percent(p: float) -> str:
-    return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
 
 
 class TokenTracker(QObject):
@@ -387,7 +389,7 @@ class TokenTracker(QObject):
             action.setEnabled(False)
         for alt in alts:
             p = math.exp(alt.logprob) if math.isfinite(alt.logprob) else 0.0
-            action = menu.addAction(f"{visible_token(alt.text)}    {_percent(p)}")
+            action = menu.addAction(f"{visible_token(alt.text)}    {percent(p)}")
             action.triggered.connect(lambda _=False, text=alt.text: self.alternativeChosen.emit(index, text))
         menu.popup(global_pos or QCursor.pos())
         return menu
