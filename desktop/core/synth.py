@@ -8,9 +8,13 @@ ChatML chat template for the instruct variant (none for the base one).
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
+
+QK8_0 = 32  # values per Q8_0 block
+WEIGHT_STD = 0.02  # small random weights keep activations finite through every layer
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -91,21 +95,33 @@ def write_llama_gguf(
     quant: str = "F32",
     name: str | None = None,
     chat_template: str | None = None,
+    direct_q8_0: bool = False,
 ) -> Path:
     """Write a random-weight llama GGUF. ``instruct`` adds the ChatML template and makes <|im_end|> the EOS.
 
     ``quant`` is "F32", "F16" or "Q8_0" (matrices only; norms stay F32, as in real quantized files).
+    ``direct_q8_0`` (with "Q8_0") draws the Q8_0 blocks themselves, an fp16 scale and 32 int8 values, instead
+    of quantizing float weights: I/O-bound, seconds instead of minutes for 1.5B shapes (the benchmarks).
+    The file is written under a temporary name and renamed when complete: an interrupted write never
+    leaves a half-written model behind.
     """
     import gguf  # imported here: only tests, selftest and benchmarks write models
     import numpy as np
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if direct_q8_0:
+        if quant != "Q8_0":
+            raise ValueError("direct_q8_0 draws Q8_0 blocks: use it with quant='Q8_0'")
+        for dim in (shape.n_embd, shape.n_ff):
+            if dim % QK8_0:
+                raise ValueError(f"Q8_0 needs row lengths that are multiples of {QK8_0}; got {dim}")
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocab(shape.extra_vocab)
     n_vocab = len(tokens)
     kind = "instruct" if instruct else "base"
-    writer = gguf.GGUFWriter(str(path), "llama")
+    tmp = path.with_name(path.name + ".part")
+    writer = gguf.GGUFWriter(str(tmp), "llama")
     writer.add_name(name or f"Tandem Tiny {kind.title()}")
     writer.add_context_length(shape.context_length)
     writer.add_embedding_length(shape.n_embd)
@@ -132,8 +148,22 @@ def write_llama_gguf(
     elif chat_template:
         writer.add_chat_template(chat_template)
 
+    # Uniform ints in [-127, 127] have a standard deviation of ~73.3; the block scale maps that to WEIGHT_STD.
+    q8_scale = np.frombuffer(np.float16(WEIGHT_STD / 73.3).tobytes(), dtype=np.uint8)
+
+    def q8_0_blocks(name: str, rows: int, cols: int) -> None:
+        n_blocks = cols // QK8_0
+        blocks = np.empty((rows, n_blocks, 2 + QK8_0), dtype=np.uint8)
+        blocks[:, :, :2] = q8_scale
+        values = rng.integers(-127, 128, size=(rows, n_blocks, QK8_0), dtype=np.int8)
+        blocks[:, :, 2:] = values.view(np.uint8)
+        writer.add_tensor(name, blocks.reshape(rows, n_blocks * (2 + QK8_0)), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
     def matrix(name: str, rows: int, cols: int) -> None:
-        data = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float32)
+        if direct_q8_0:
+            q8_0_blocks(name, rows, cols)
+            return
+        data = (rng.standard_normal((rows, cols), dtype=np.float32) * WEIGHT_STD).astype(np.float32)
         if quant == "F16":
             writer.add_tensor(name, data.astype(np.float16))
         elif quant == "Q8_0":
@@ -161,8 +191,13 @@ def write_llama_gguf(
         matrix(f"blk.{i}.ffn_up.weight", shape.n_ff, shape.n_embd)
         matrix(f"blk.{i}.ffn_down.weight", shape.n_embd, shape.n_ff)
 
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
