@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.compare.presets import DEFAULT_FEW_SHOT_TEMPLATE, GENERAL_HINT, PRESETS
-from desktop.ui.widgets.token_view import is_dark, probability_color
+from desktop.ui.widgets.theme import is_dark
+from desktop.ui.widgets.token_view import probability_color
 
 COLOUR_MODES = (("own", "each model's own probability"), ("cross", "the other model's view"), ("off", "off"))
 

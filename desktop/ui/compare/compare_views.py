@@ -36,7 +36,8 @@ from desktop.engine.types import FinalEvent, ScoreResult, TokenEvent, TopToken
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.model_bar import ModelBar
 from desktop.ui.widgets.prompt_view import PromptView
-from desktop.ui.widgets.token_view import TokenTracker, is_dark, percent, probability_color, visible_token
+from desktop.ui.widgets.theme import is_dark
+from desktop.ui.widgets.token_view import TokenTracker, percent, probability_color, visible_token
 
 ColourMode = Literal["off", "own", "cross"]
 SIDE_COLOURS = {"base": "#2e7d5b", "instruct": "#3d5fb8"}  # the model bar's badges

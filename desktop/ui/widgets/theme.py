@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 _SCHEMES = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark, "system": Qt.ColorScheme.Unknown}
 
@@ -49,3 +49,12 @@ def apply_theme(theme: str, app: QApplication | None = None) -> None:
         app.setPalette(QPalette(QColor(239, 239, 239)))  # Fusion's light palette, derived from its button grey
     else:
         app.setPalette(app.style().standardPalette())
+
+
+def is_dark(widget: QWidget | None = None) -> bool:
+    """Is the background dark? A widget's own (its Base role: an editor's paper, so a styled editor counts),
+    or without one the app's window."""
+    if widget is not None:
+        return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
+    app = QApplication.instance()
+    return bool(app) and app.palette().color(QPalette.ColorRole.Window).lightness() < 128

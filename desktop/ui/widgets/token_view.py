@@ -29,6 +29,7 @@ from PySide6.QtGui import QColor, QCursor, QPalette, QTextCharFormat, QTextCurso
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QToolTip, QWidget
 
 from desktop.engine.types import TokenEvent, TopToken
+from desktop.ui.widgets.theme import is_dark
 
 Mode = Literal["plain", "marked", "probability"]
 _GENERATED_PROPERTY = 0x100100  # QTextFormat.UserProperty + n: tags our formats
@@ -55,11 +56,6 @@ class TokenSpan:
 def percent(p: float) -> str:
     """A probability for a person: 42.0%, 0.13%, 0.00042%."""
     return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
-
-
-def is_dark(widget: QWidget) -> bool:
-    """The widget's own background is dark (its palette, so a styled editor counts, not only the theme)."""
-    return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
 
 
 def probability_color(probability: float | None, dark: bool) -> QColor:
