@@ -206,7 +206,9 @@ def test_the_token_never_lands_in_our_files(fake_hub, token_store, tandem_home, 
     fake_hub.delay = 0.05
     manager = DownloadManager(models)
     job = manager.download(REPO, "tiny-instruct-Q8_0.gguf")
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while manager.status(job).kind in ("queued", "started") and time.monotonic() < deadline:  # bytes are flowing
+        time.sleep(0.01)
     manager.pause(job)
     manager.wait(job, timeout=10)  # paused: its .part.json state stays on disk
     fake_hub.delay = 0

@@ -209,7 +209,9 @@ def test_queue_is_bounded_and_runs_at_most_n_at_once(fake_hub, dest):
     assert manager.download(REPO, FILE) == first  # the same download is not queued twice
     with pytest.raises(DownloadError, match="queue is full"):
         manager.download(REPO, "README.md")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while manager.status(first).kind in ("queued", "started") and time.monotonic() < deadline:  # the slot is taken
+        time.sleep(0.01)
     assert manager.status(second).kind == "queued"  # waits for the one slot
     assert manager.wait(first, timeout=60).kind == "done"
     assert manager.wait(second, timeout=60).kind == "done"
