@@ -10,70 +10,25 @@ and the pane says so. A base model has no chat template: the engine's refusal is
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QSplitter,
-    QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop.core.errors import ChatTemplateError, EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
-from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
-from desktop.ui.chat.transcript import ChatTranscript
+from desktop.engine.types import FinalEvent, TokenEvent
+from desktop.ui.chat.chat_layout import ChatWidgets
+from desktop.ui.chat.conversation import Turn, fit_conversation, note_for
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.workers import JobControl, StreamJob, run_in_thread, say_if_waiting
-from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
-from desktop.ui.widgets.model_bar import ModelBar
-from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.page import SingleModelPage
-from desktop.ui.widgets.prompt_view import PromptView
-from desktop.ui.widgets.sampling_panel import SamplingPanel
 from desktop.ui.widgets.stats import describe_final, error_text
 
 STATE_KEY = "chat"
 SAVE_EVERY_S = 1.0
-
-
-@dataclass
-class Turn:
-    role: str
-    content: str
-    message_id: int | None = None
-    note: str = ""
-
-
-def _note_for(finish_reason: str) -> str:
-    """The small italic line under a reply that did not end on its own."""
-    return {"cancelled": "(stopped)", "length": "(reached the token limit)",
-            "error": "(interrupted)"}.get(finish_reason, "")
-
-
-def fit_conversation(handle, messages: list[dict], system: str | None, reserve: int,
-                     control: JobControl | None = None) -> tuple[list[dict], int, str, int]:
-    """Drop the oldest turns until the templated prompt leaves ``reserve`` tokens for the reply.
-
-    Returns (messages kept, how many were dropped, the rendered prompt, its token count). The system prompt
-    is never dropped, nor the last message. Runs on a worker thread (it asks the engine).
-    """
-    n_ctx = handle.info.n_ctx
-    budget = max(1, n_ctx - reserve)
-    kept, dropped = list(messages), 0
-    while True:
-        rendered = handle.render_chat(kept, system=system)  # a busy model answers when it is free
-        count = handle.count_tokens(rendered, special=True)
-        if count <= budget or len(kept) <= 1:
-            return kept, dropped, rendered, count
-        step = 2 if len(kept) > 2 and kept[0]["role"] == "user" and kept[1]["role"] == "assistant" else 1
-        kept, dropped = kept[step:], dropped + step
 
 
 class ChatPane(SingleModelPage):
@@ -90,127 +45,54 @@ class ChatPane(SingleModelPage):
         self._pending_reply = False
         self._render_call = None
 
-        self.model_bar = ModelBar(context, owner="chat")
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
-        self.model_bar.picked.connect(lambda _p: self._save_state())
-        self.show_prompt_button = QPushButton("Show prompt")
-        self.show_prompt_button.setObjectName("showPromptButton")
-        self.show_prompt_button.setCheckable(True)
-        self.show_prompt_button.setToolTip("Show the exact text the model receives after its chat template")
-        self.show_prompt_button.toggled.connect(self._on_show_prompt)
-        header = QHBoxLayout()
-        header.addWidget(self.model_bar, 1)
-        header.addWidget(self.show_prompt_button)
-        self.model_notice = Notice("modelNotice")
-        self.notice = Notice("chatNotice")
-
-        self.system_toggle = QToolButton()
-        self.system_toggle.setObjectName("systemPromptToggle")
-        self.system_toggle.setCheckable(True)
-        self.system_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.system_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.system_toggle.setAutoRaise(True)
-        self.system_toggle.toggled.connect(self._on_system_toggle)
-        self.system_prompt = QPlainTextEdit()
-        self.system_prompt.setObjectName("systemPrompt")
-        self.system_prompt.setAccessibleName("System prompt")
-        self.system_prompt.setPlaceholderText("Optional instructions for the whole conversation, "
-                                              "e.g. “Answer in one sentence.”")
-        self.system_prompt.setFixedHeight(64)
-        self.system_prompt.setVisible(False)
-        self.system_prompt.textChanged.connect(self._on_system_changed)
+        w = ChatWidgets(context)
+        self.model_bar = w.model_bar
+        self.show_prompt_button = w.show_prompt_button
+        self.model_notice = w.model_notice
+        self.notice = w.notice
+        self.system_toggle = w.system_toggle
+        self.system_prompt = w.system_prompt
+        self.transcript = w.transcript
+        self.input = w.input
+        self.send_button = w.send_button
+        self.stop_button = w.stop_button
+        self.regenerate_button = w.regenerate_button
+        self.edit_button = w.edit_button
+        self.stats_label = w.stats_label
+        self.prompt_view = w.prompt_view
+        self.prompt_caption = w.prompt_caption
+        self.prompt_box = w.prompt_box
+        self.conversation_split = w.conversation_split
+        self.sampling = w.sampling
+        self.sidebar = w.sidebar
+        self._connect()
         self._update_system_toggle()
-
-        self.transcript = ChatTranscript()
-        self.transcript.setPlaceholderText("Pick an instruct model and say something. The reply streams here.")
-
-        self.input = QPlainTextEdit()
-        self.input.setObjectName("messageInput")
-        self.input.setAccessibleName("Message")
-        self.input.setPlaceholderText("Message (Ctrl+Enter to send)")
-        self.input.setFixedHeight(80)
-        self.send_button = QPushButton("Send")
-        self.send_button.setObjectName("sendButton")
-        self.send_button.setToolTip("Send the message (Ctrl+Enter)")
-        self.send_button.setDefault(True)
-        self.send_button.clicked.connect(lambda: self.send())
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("stopButton")
-        self.stop_button.setToolTip("Stop the reply; what was said is kept (Esc)")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
-        self.regenerate_button = QPushButton("Regenerate")
-        self.regenerate_button.setObjectName("regenerateButton")
-        self.regenerate_button.setToolTip("Replace the last reply with a new one")
-        self.regenerate_button.clicked.connect(self.regenerate)
-        self.edit_button = QPushButton("Edit last")
-        self.edit_button.setObjectName("editLastButton")
-        self.edit_button.setToolTip("Take your last message back into the input to change and resend it")
-        self.edit_button.clicked.connect(self.edit_last)
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.stop_button)
-        input_row = QHBoxLayout()
-        input_row.addWidget(self.input, 1)
-        input_row.addLayout(buttons)
-        self.stats_label = QLabel()
-        self.stats_label.setObjectName("statsLabel")
-        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        below = QHBoxLayout()
-        below.addWidget(self.regenerate_button)
-        below.addWidget(self.edit_button)
-        below.addWidget(self.stats_label, 1)
-
-        self.prompt_view = PromptView()
-        prompt_box = QWidget()
-        prompt_box.setObjectName("promptPanel")
-        prompt_layout = QVBoxLayout(prompt_box)
-        prompt_layout.setContentsMargins(0, 4, 0, 0)
-        self.prompt_caption = QLabel("<b>What the model sees</b> — the conversation after its chat template, "
-                                     "special tokens highlighted. The model just continues this text.")
-        self.prompt_caption.setWordWrap(True)
-        prompt_layout.addWidget(self.prompt_caption)
-        prompt_layout.addWidget(self.prompt_view, 1)
-        prompt_box.setVisible(False)
-        self.prompt_box = prompt_box
-        self.conversation_split = QSplitter(Qt.Orientation.Vertical)
-        self.conversation_split.setObjectName("conversationSplitter")
-        self.conversation_split.addWidget(self.transcript)
-        self.conversation_split.addWidget(prompt_box)
-        self.conversation_split.setCollapsible(0, False)
-        self.conversation_split.setSizes([420, 260])
-
-        center = QWidget()
-        col = QVBoxLayout(center)
-        col.setContentsMargins(8, 8, 8, 8)
-        col.addLayout(header)
-        col.addWidget(self.model_notice)
-        col.addWidget(self.system_toggle, 0, Qt.AlignmentFlag.AlignLeft)
-        col.addWidget(self.system_prompt)
-        col.addWidget(self.conversation_split, 1)
-        col.addWidget(self.notice)
-        col.addLayout(input_row)
-        col.addLayout(below)
-
-
-        self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=512))
-        self.sampling.changed.connect(self._save_state_later)
-        self.sidebar = HistorySidebar(context.history, "chat")
-        self.sidebar.opened.connect(self.open_chat)
-        self.sidebar.newRequested.connect(self.new_item)
-        self.sidebar.deleted.connect(lambda item_id: item_id == self.chat_id and self.new_item())
-        self.sidebar.imported.connect(lambda item: item.kind == "chat" and self.open_chat(item.id))
-        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
-
-        self.splitter = three_columns(self, "chatSplitter", self.sidebar, center, self.sampling, [200, 800, 250])
+        self.splitter = three_columns(self, "chatSplitter", self.sidebar, w.center, self.sampling, [200, 800, 250])
 
         self._render_timer = make_timer(self, 300, self.update_prompt_view)
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._update_buttons()
         self._page_ready()
+
+    def _connect(self) -> None:
+        self.model_bar.ready.connect(self._on_model_ready)
+        self.model_bar.lost.connect(self._on_model_lost)
+        self.model_bar.failed.connect(self._on_model_failed)
+        self.model_bar.picked.connect(lambda _p: self._save_state())
+        self.show_prompt_button.toggled.connect(self._on_show_prompt)
+        self.system_toggle.toggled.connect(self._on_system_toggle)
+        self.system_prompt.textChanged.connect(self._on_system_changed)
+        self.send_button.clicked.connect(lambda: self.send())
+        self.stop_button.clicked.connect(self.stop)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.edit_button.clicked.connect(self.edit_last)
+        self.sampling.changed.connect(self._save_state_later)
+        self.sidebar.opened.connect(self.open_chat)
+        self.sidebar.newRequested.connect(self.new_item)
+        self.sidebar.deleted.connect(lambda item_id: item_id == self.chat_id and self.new_item())
+        self.sidebar.imported.connect(lambda item: item.kind == "chat" and self.open_chat(item.id))
+        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -314,7 +196,7 @@ class ChatPane(SingleModelPage):
         reserve = min(params.max_tokens, n_ctx // 2)  # room left for the reply
 
         def start(control: JobControl):
-            kept, dropped, rendered, count = fit_conversation(handle, messages, system, reserve, control)
+            kept, dropped, rendered, count = fit_conversation(handle, messages, system, reserve)
             control.report({"dropped": dropped, "prompt": rendered, "prompt_tokens": count, "n_ctx": n_ctx})
             return say_if_waiting(control, handle.chat(kept, params, system=system))
 
@@ -382,7 +264,7 @@ class ChatPane(SingleModelPage):
                     self.context.history.truncate_chat_at(reply_id)
             except HistoryError as exc:
                 self.notice.show_message(str(exc), "error")
-        note = _note_for(final.finish_reason)
+        note = note_for(final.finish_reason)
         if text:
             self.turns.append(Turn("assistant", text, reply_id, note))
             self.transcript.finish_reply(text, note)
@@ -466,7 +348,7 @@ class ChatPane(SingleModelPage):
             self._end_job(FinalEvent("cancelled", ""), discard=True)
         self.chat_id = chat.id
         self.turns = [Turn(m.role, m.content, m.id,
-                           _note_for(str(m.meta.get("finish_reason", ""))) if m.complete else "(unfinished)")
+                           note_for(str(m.meta.get("finish_reason", ""))) if m.complete else "(unfinished)")
                       for m in chat.messages if m.role in ("user", "assistant")]
         self.system_prompt.blockSignals(True)
         self.system_prompt.setPlainText(chat.system_prompt)
