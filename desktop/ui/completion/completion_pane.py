@@ -65,7 +65,32 @@ class CompletionPane(SingleModelPage):
         self._prompt_count = 0  # tokens in the document, as last counted
         self._gen_base = 0
 
-        # header: model, kind notice
+        header = self._build_header(context)
+        self._build_editor()
+        actions = self._build_actions()
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(8, 8, 8, 8)
+        center_layout.addLayout(header)
+        center_layout.addWidget(self.model_notice)
+        center_layout.addWidget(self.notice)
+        center_layout.addWidget(self.editor, 1)
+        center_layout.addLayout(actions)
+
+        self._build_sidebar(context)
+
+        self.sampling = SamplingPanel(SamplingParams(temperature=0.8, max_tokens=200))
+        self.sampling.changed.connect(self._save_state_later)
+        self.splitter = three_columns(self, "completionSplitter", self.sidebar, center, self.sampling, [200, 700, 250])
+
+        self._save_timer = make_timer(self, SAVE_EVERY_MS, self.save_document)
+        self._count_timer = make_timer(self, 500, self._count_context)
+        self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
+        self._restore_state()
+        self._page_ready()
+
+    def _build_header(self, context: AppContext) -> QHBoxLayout:
+        """The model bar and the token-view switch, over the model's notice."""
         self.model_bar = ModelBar(context, owner="completion")
         self.model_bar.ready.connect(self._on_model_ready)
         self.model_bar.lost.connect(self._on_model_lost)
@@ -81,8 +106,10 @@ class CompletionPane(SingleModelPage):
         header.addWidget(self.token_toggle)
         self.model_notice = Notice("modelNotice")
         self.notice = Notice("completionNotice")
+        return header
 
-        # the notebook
+    def _build_editor(self) -> None:
+        """The notebook: the document, its token tracker."""
         self.editor = QPlainTextEdit()
         self.editor.setObjectName("promptEditor")
         self.editor.setAccessibleName("Document")
@@ -96,6 +123,7 @@ class CompletionPane(SingleModelPage):
         self.tracker = TokenTracker(self.editor)
         self.tracker.alternativeChosen.connect(self.continue_with_alternative)
 
+    def _build_actions(self) -> QHBoxLayout:
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generateButton")
         self.generate_button.setToolTip("Continue the document from its end (Ctrl+Enter)")
@@ -113,16 +141,9 @@ class CompletionPane(SingleModelPage):
         actions.addWidget(self.generate_button)
         actions.addWidget(self.stop_button)
         actions.addWidget(self.stats_label, 1)
+        return actions
 
-        center = QWidget()
-        center_layout = QVBoxLayout(center)
-        center_layout.setContentsMargins(8, 8, 8, 8)
-        center_layout.addLayout(header)
-        center_layout.addWidget(self.model_notice)
-        center_layout.addWidget(self.notice)
-        center_layout.addWidget(self.editor, 1)
-        center_layout.addLayout(actions)
-
+    def _build_sidebar(self, context: AppContext) -> None:
         self.sidebar = HistorySidebar(context.history, "document")
         self.sidebar.opened.connect(self.open_document)
         self.sidebar.newRequested.connect(self.new_item)
@@ -130,16 +151,6 @@ class CompletionPane(SingleModelPage):
         self.sidebar.renamed.connect(self._on_renamed)
         self.sidebar.imported.connect(lambda item: item.kind == "document" and self.open_document(item.id))
         self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
-
-        self.sampling = SamplingPanel(SamplingParams(temperature=0.8, max_tokens=200))
-        self.sampling.changed.connect(self._save_state_later)
-        self.splitter = three_columns(self, "completionSplitter", self.sidebar, center, self.sampling, [200, 700, 250])
-
-        self._save_timer = make_timer(self, SAVE_EVERY_MS, self.save_document)
-        self._count_timer = make_timer(self, 500, self._count_context)
-        self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
-        self._restore_state()
-        self._page_ready()
 
     # --- state -----------------------------------------------------------------------------------
 
