@@ -35,6 +35,29 @@ class PromptControls(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        prompt_row = self._prompt_row()
+        presets_row = self._presets_row()
+        options_row = self._options_row()
+        presets_row.addWidget(self.inputs_button)
+        presets_row.addWidget(self.first_step_button)
+        self.hint = QLabel(GENERAL_HINT)
+        self.hint.setObjectName("compareHint")
+        self.hint.setWordWrap(True)
+        self.hint.setTextFormat(Qt.TextFormat.RichText)
+        self.hint.setStyleSheet("QLabel#compareHint { background: palette(alternate-base); border-radius: 4px;"
+                                " padding: 5px 8px; }")
+
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        layout.addLayout(prompt_row)
+        layout.addLayout(presets_row)
+        layout.addLayout(options_row)
+        layout.addWidget(self.hint)
+
+    def _prompt_row(self) -> QHBoxLayout:
+        """The prompt editor with Run both / Stop beside it."""
         self.prompt_input = QPlainTextEdit()
         self.prompt_input.setObjectName("promptInput")
         self.prompt_input.setAccessibleName("Prompt")
@@ -58,7 +81,10 @@ class PromptControls(QWidget):
         prompt_row = QHBoxLayout()
         prompt_row.addWidget(self.prompt_input, 1)
         prompt_row.addLayout(run_box)
+        return prompt_row
 
+    def _presets_row(self) -> QHBoxLayout:
+        """One button per preset prompt."""
         presets_row = QHBoxLayout()
         presets_row.setSpacing(4)
         presets_row.addWidget(_muted(QLabel("Try:")))
@@ -71,7 +97,10 @@ class PromptControls(QWidget):
             presets_row.addWidget(button)
             self.preset_buttons[p.key] = button
         presets_row.addStretch(1)
+        return presets_row
 
+    def _options_row(self) -> QHBoxLayout:
+        """Few-shot, the template, the colour mode and its legend; the details toggles (placed by __init__)."""
         self.few_shot = QCheckBox("Few-shot the base model")
         self.few_shot.setObjectName("fewShotToggle")
         self.few_shot.setToolTip("Wrap the prompt for the base model in a Q:/A: template with a few examples, "
@@ -94,8 +123,6 @@ class PromptControls(QWidget):
         self.first_step_button = self._toggle("First step", "showFirstStepButton",
                                               "Both models' top-10 next tokens for this prompt, and how much "
                                               "they overlap")
-        presets_row.addWidget(self.inputs_button)
-        presets_row.addWidget(self.first_step_button)
         options_row = QHBoxLayout()
         options_row.addWidget(self.few_shot)
         options_row.addWidget(self.template_button)
@@ -104,21 +131,7 @@ class PromptControls(QWidget):
         options_row.addWidget(self.colour_mode)
         options_row.addWidget(self.legend)
         options_row.addStretch(1)
-
-        self.hint = QLabel(GENERAL_HINT)
-        self.hint.setObjectName("compareHint")
-        self.hint.setWordWrap(True)
-        self.hint.setTextFormat(Qt.TextFormat.RichText)
-        self.hint.setStyleSheet("QLabel#compareHint { background: palette(alternate-base); border-radius: 4px;"
-                                " padding: 5px 8px; }")
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addLayout(prompt_row)
-        layout.addLayout(presets_row)
-        layout.addLayout(options_row)
-        layout.addWidget(self.hint)
+        return options_row
 
     def _toggle(self, text: str, name: str, tip: str) -> QToolButton:
         button = QToolButton()
