@@ -32,6 +32,7 @@ from desktop.ui.runtime.context import AppContext
 
 log = logging.getLogger(__name__)
 
+
 class SettingsDialog(QDialog):
     def __init__(self, context: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
@@ -40,9 +41,56 @@ class SettingsDialog(QDialog):
         self.context = context
         s = context.settings
 
+        form = self._build_form(s)
+        note = QLabel("Threads, GPU layers and context apply to models loaded from now on.")
+        note.setObjectName("settingsNote")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: palette(placeholder-text);")
+
+        self.error = QLabel()
+        self.error.setObjectName("settingsError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0392b;")
+        self.error.setVisible(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons, 0, Qt.AlignmentFlag.AlignRight)
+        self.resize(560, self.sizeHint().height())
+
+    def _build_form(self, s) -> QFormLayout:
+        """Every setting's field, in one form."""
+        folder_row, gpu_row = self._machine_fields(s)
+        token_row = self._token_fields()
+        self.theme = QComboBox()
+        self.theme.setObjectName("themeCombo")
+        for label, value in (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")):
+            self.theme.addItem(label, value)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Models folder", folder_row)
+        form.addRow("Threads", self.threads)
+        form.addRow("GPU layers", gpu_row)
+        form.addRow("Default context", self.default_ctx)
+        form.addRow("", self.offline)
+        form.addRow("Hugging Face token", token_row)
+        form.addRow("", self.token_status)
+        form.addRow("Theme", self.theme)
+        return form
+
+    def _machine_fields(self, s) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """Where models live and how they run: folder, threads, GPU layers, context, offline."""
         self.models_dir = QLineEdit(s.models_dir)
         self.models_dir.setObjectName("modelsDirEdit")
-        self.models_dir.setPlaceholderText(str(context.models_dir()) if not s.models_dir else "")
+        self.models_dir.setPlaceholderText(str(self.context.models_dir()) if not s.models_dir else "")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         folder_row = QHBoxLayout()
@@ -81,7 +129,10 @@ class SettingsDialog(QDialog):
         self.offline = QCheckBox("Work offline (no request leaves this computer)")
         self.offline.setObjectName("offlineCheck")
         self.offline.setChecked(s.offline)
+        return folder_row, gpu_row
 
+    def _token_fields(self) -> QHBoxLayout:
+        """The Hugging Face token (stored by the hub's own store) and its status."""
         self.token = QLineEdit()
         self.token.setObjectName("hfTokenEdit")
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
@@ -98,44 +149,7 @@ class SettingsDialog(QDialog):
         token_row = QHBoxLayout()
         token_row.addWidget(self.token, 1)
         token_row.addWidget(self.forget_token)
-
-        self.theme = QComboBox()
-        self.theme.setObjectName("themeCombo")
-        for label, value in (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")):
-            self.theme.addItem(label, value)
-        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Models folder", folder_row)
-        form.addRow("Threads", self.threads)
-        form.addRow("GPU layers", gpu_row)
-        form.addRow("Default context", self.default_ctx)
-        form.addRow("", self.offline)
-        form.addRow("Hugging Face token", token_row)
-        form.addRow("", self.token_status)
-        form.addRow("Theme", self.theme)
-        note = QLabel("Threads, GPU layers and context apply to models loaded from now on.")
-        note.setObjectName("settingsNote")
-        note.setWordWrap(True)
-        note.setStyleSheet("color: palette(placeholder-text);")
-
-        self.error = QLabel()
-        self.error.setObjectName("settingsError")
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setVisible(False)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
-        self.buttons = buttons
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(self.error)
-        layout.addWidget(buttons, 0, Qt.AlignmentFlag.AlignRight)
-        self.resize(560, self.sizeHint().height())
+        return token_row
 
     def _browse(self) -> None:
         start = self.models_dir.text() or str(self.context.models_dir())
