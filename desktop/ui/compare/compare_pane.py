@@ -154,7 +154,7 @@ class ComparePane(RunAnalysis, RunHistory, Page):
         info = handle.info
         if info.kind != side:
             self.notice.show_message(
-                f"{Path(info.path).name} looks like an {info.kind} model, in the {side} column. That works — "
+                f"{Path(self.columns[side].bar.current_path() or info.name).name} looks like an {info.kind} model, in the {side} column. That works — "
                 f"it's an experiment — but the comparison is clearest with a base model on the left and its "
                 "instruct sibling on the right.", "warning")
         elif self.notice.level in ("warning", "error") and not self.is_running():

@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
+from desktop.engine.types import LoadInfo
 from desktop.ui.runtime.context import AppContext, LibraryModel
 from desktop.ui.runtime.model_manager import ModelKey
 
@@ -202,9 +203,12 @@ class ModelBar(QWidget):
         info = handle.info
         self._update_badge(info.kind)
         self.status.setText(f"{info.backend} · {info.n_ctx:,} ctx")
-        self.status.setToolTip(f"{info.path}\nLoaded in {info.load_s:.1f} s on {info.backend}: {info.architecture}, "
-                               f"{info.n_params:,} parameters, {info.n_ctx:,}-token context, "
-                               f"{info.gpu_layers} layers on GPU, {info.threads} threads")
+        if isinstance(info, LoadInfo):  # a local model: the load's own facts
+            self.status.setToolTip(f"{info.path}\nLoaded in {info.load_s:.1f} s on {info.backend}: "
+                                   f"{info.architecture}, {info.n_params:,} parameters, {info.n_ctx:,}-token "
+                                   f"context, {info.gpu_layers} layers on GPU, {info.threads} threads")
+        else:  # any other backend: what the Model interface promises
+            self.status.setToolTip(f"{info.name} on {info.backend}: {info.n_ctx:,}-token context")
         self.status.setStyleSheet("")
         self.unload_button.setVisible(True)
         self.ready.emit(handle)
