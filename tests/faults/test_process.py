@@ -168,6 +168,8 @@ def test_kill_the_whole_app_mid_chat_and_mid_download(fake_hub, tiny_instruct, t
     assert time.monotonic() < deadline, "the app never got going"
     app.send_signal(signal.SIGKILL)  # the app only: its worker must notice and go by itself
     app.wait(10)
+    app.stdout.close()  # our ends of its pipes (unclosed, they are a ResourceWarning, an error here)
+    app.stderr.close()
     add("kills")
     have = part.stat().st_size
     assert 0 < have < tiny_base.stat().st_size and not (dest / filename).exists()
