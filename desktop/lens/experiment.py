@@ -141,6 +141,8 @@ class Experiment:
                                       "use another --out folder or the same settings to resume it.")
         else:
             _write_json_atomic(settings_file, self.settings.as_json())
+        for stale in self.records_dir.glob(".*.tmp"):  # half-written by a run that was killed
+            stale.unlink(missing_ok=True)
 
     def record_path(self, index: int) -> Path:
         return self.records_dir / f"{index:04d}.json"

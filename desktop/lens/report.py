@@ -229,7 +229,7 @@ def _plots(plot_dir: Path, summary: dict, records: list[dict]) -> tuple[dict[str
             label="shifted + marginal")
     a2.set_xlabel("position in the answer (token)")
     a2.set_ylabel("% of answers")
-    a2.set_ylim(0, 100)
+    a2.set_ylim(0, 104)
     a2.legend(fontsize=8)
     save(fig, "shift_by_position.png", "Shift by position")
 
