@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from desktop.cli.engine_cmds import UsageError, add_load_flags, positive_int
-from desktop.core.errors import LibraryError
+from desktop.core.errors import ExperimentError, LibraryError
 
 CONTEXT_HELP = ("base model context: the plain query (default, as the paper), --urial for the URIAL code's "
                 "'# Query:' ... '# Answer:' wrapper, --icl for the in-context alignment preset (preamble + "
@@ -143,11 +143,12 @@ class _Bar:
         width = 24
         filled = int(width * p.done / p.total) if p.total else width
         bar = "#" * filled + "." * (width - filled)
-        if p.eta_s is None:
-            left = "estimating time left" if p.current else ""
+        if not p.current:
+            left = f"done in {_clock(time.monotonic() - self.started)}"
+        elif p.eta_s is None:
+            left = "estimating time left"
         else:
-            m, s = divmod(int(round(p.eta_s)), 60)
-            left = f"{m}:{s:02d} left"
+            left = f"{_clock(p.eta_s)} left"
         resumed = f" ({p.skipped} done before)" if p.skipped else ""
         now = f"  {p.current}" if p.current else ""
         line = f"[{bar}] {p.done}/{p.total}{resumed}  {left}{now}"
@@ -180,7 +181,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         base.close()
         instruct.close()
     print(report)
+    if exp.failures:
+        pid, reason = next(iter(exp.failures.items()))
+        more = f" and {len(exp.failures) - 1} more" if len(exp.failures) > 1 else ""
+        raise ExperimentError(f"prompt {pid} failed ({reason}){more}; the report has the others, and running "
+                              "the same command again retries the failed ones")
     return 0
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def register(sub) -> None:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from desktop.core import paths
-from desktop.core.errors import ExperimentError
+from desktop.core.errors import ExperimentError, TandemError
 from desktop.lens import analyze
 
 BUILTIN_PROMPTS = "alignment-prompts.jsonl"
@@ -120,6 +120,7 @@ class Experiment:
         self.settings = settings
         self.prompts = prompts
         self.records_dir = self.dir / "records"
+        self.failures: dict[str, str] = {}  # prompt id -> one-line reason, this session (retried on resume)
 
     def prepare(self) -> None:
         """Create the folder, or check that an existing one holds this same experiment."""
@@ -166,7 +167,9 @@ class Experiment:
 
     def run(self, base, instruct, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Path:
-        """Run every prompt without a record; returns the report's path (report.md)."""
+        """Run every prompt without a record; returns the report's path (report.md). A prompt the engine
+        refuses (too long, say) is reported with its reason and left without a record, so a later run
+        tries it again; ``should_stop`` is asked between prompts."""
         from desktop.lens import report
 
         analyze.require_sibling(base, instruct)
@@ -189,8 +192,12 @@ class Experiment:
                 eta = spent / ran * (total - len(done)) if ran else None
                 progress(Progress(len(done), total, skipped, eta, q.id))
             t0 = time.monotonic()
-            record = analyze.run_prompt(base, instruct, q.text, context=self.settings.context, params=params,
-                                        top_k=self.settings.top_k, system=self.settings.system)
+            try:
+                record = analyze.run_prompt(base, instruct, q.text, context=self.settings.context, params=params,
+                                            top_k=self.settings.top_k, system=self.settings.system)
+            except TandemError as exc:  # e.g. a prompt too long for the context: the others still run
+                self.failures[q.id] = str(exc)
+                continue
             record = {"index": i, "id": q.id, "kind": q.kind, "prompt": q.text, **record}
             _write_json_atomic(self.record_path(i), record)
             done.add(i)
@@ -198,7 +205,7 @@ class Experiment:
             spent += time.monotonic() - t0
         if progress is not None:
             progress(Progress(len(done), total, skipped, 0.0, ""))
-        return report.write_report(self.dir, self.settings.as_json(), self.prompts, self.records())
+        return report.write_report(self.dir, self.settings.as_json(), self.prompts, self.records(), self.failures)
 
 
 def _write_json_atomic(path: Path, data) -> None:

@@ -66,7 +66,8 @@ def summarize(records: list[dict]) -> dict:
     }
 
 
-def write_report(out_dir: Path, settings: dict, prompts: list, records: list[dict]) -> Path:
+def write_report(out_dir: Path, settings: dict, prompts: list, records: list[dict],
+                 failures: dict[str, str] | None = None) -> Path:
     """Write results.json, the plots and report.md into ``out_dir``; returns report.md's path."""
     out_dir = Path(out_dir)
     records = sorted(records, key=lambda r: r["index"])
@@ -81,11 +82,12 @@ def write_report(out_dir: Path, settings: dict, prompts: list, records: list[dic
                   for p in PAPER_ROWS],
         "summary": summary,
         "missing": missing,
+        "failed": failures or {},
         "records": records,
     }
     _write(out_dir / "results.json", json.dumps(results, ensure_ascii=False, indent=1))
     plots, plot_note = _plots(out_dir / "plots", summary, records)
-    md = _markdown(settings, summary, records, missing, plots, plot_note)
+    md = _markdown(settings, summary, records, missing, plots, plot_note, failures or {})
     path = out_dir / "report.md"
     _write(path, md)
     return path
@@ -109,7 +111,7 @@ def _md_cell(text: str, limit: int = 60) -> str:
 
 
 def _markdown(settings: dict, summary: dict, records: list[dict], missing: list[str], plots: dict[str, str],
-              plot_note: str) -> str:
+              plot_note: str, failures: dict[str, str]) -> str:
     s = summary["shares"]
     lines = [
         "# Token shift report",
@@ -128,6 +130,10 @@ def _markdown(settings: dict, summary: dict, records: list[dict], missing: list[
     if missing:
         lines += [f"**Not finished:** {len(missing)} prompts ({', '.join(missing[:20])}"
                   f"{'…' if len(missing) > 20 else ''}); run the same command again to continue.", ""]
+    for pid, reason in failures.items():
+        lines.append(f"- **{_md_cell(pid, 20)} failed:** {_md_cell(reason, 200)}")
+    if failures:
+        lines.append("")
     lines += ["## Class shares", "", "| pair | unshifted | marginal | shifted |", "|---|---|---|---|",
               f"| **this pair** (pooled over tokens) | {_pct(s['unshifted'])} | {_pct(s['marginal'])} | "
               f"{_pct(s['shifted'])} |"]

@@ -119,3 +119,16 @@ def test_experiment_prompts_subset_of_the_builtin_set(tiny_base, tiny_instruct, 
 
     assert [rec["prompt"] for rec in results["records"]] == [p.text for p in load_prompts(builtin_prompts_path())[:2]]
     assert "2/2" in r.stderr and r.stdout.strip().endswith("report.md")
+
+
+def test_a_prompt_the_engine_refuses_is_reported_and_the_others_still_run(tiny_base, tiny_instruct, tmp_path):
+    prompts = tmp_path / "set.txt"
+    prompts.write_text("the king " * 400 + "\nthe queen\n")
+    r = tandem("experiment", "--base", str(tiny_base), "--instruct", str(tiny_instruct), "--threads", "1",
+               "--max-tokens", "4", "--ctx", "256", "--prompts", str(prompts), "--out", str(tmp_path / "e"))
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1].startswith("tandem: error: prompt 1 failed (The prompt is ")
+    results = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert [rec["id"] for rec in results["records"]] == ["2"] and results["missing"] == ["1"]
+    assert "context holds 256" in results["failed"]["1"]
+    assert "1 failed:" in (tmp_path / "e" / "report.md").read_text()
