@@ -50,7 +50,14 @@ def instruct_context_name(instruct) -> str:
 
 
 def require_sibling(base, instruct) -> None:
-    """Raise VocabMismatch (one line) unless both models share one vocabulary."""
+    """Raise VocabMismatch (one line) unless both models share one vocabulary, and EngineError when a
+    backend can't report token ranks (``capabilities.score_ranks``; a model without the attribute is the
+    local engine, which can)."""
+    for model, role in ((base, "base"), (instruct, "instruct")):
+        caps = getattr(model, "capabilities", None)
+        if caps is not None and not (caps.scoring and caps.score_ranks):
+            note = caps.scoring_note or "it can't report token ranks"
+            raise EngineError(f"The {role} model can't be used for token shift: {note}")
     check_same_vocab(base.vocab_id, instruct.vocab_id, _name(base, "the base model"),
                      _name(instruct, "the instruct model"))
 

@@ -132,3 +132,15 @@ def test_a_prompt_the_engine_refuses_is_reported_and_the_others_still_run(tiny_b
     assert [rec["id"] for rec in results["records"]] == ["2"] and results["missing"] == ["1"]
     assert "context holds 256" in results["failed"]["1"]
     assert "1 failed:" in (tmp_path / "e" / "report.md").read_text()
+
+
+def test_models_are_found_by_library_name(tiny_base, tiny_instruct):
+    for path in (tiny_base, tiny_instruct):
+        r = tandem("models", "import", str(path), "--link")
+        assert r.returncode == 0, r.stderr
+    r = tandem("shift", "--base", "tiny-base", "--instruct", "tiny-instruct", "--threads", "1", "--max-tokens",
+               "3", "--json", "Hello")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["shares"]["n"] == 3
+    r = tandem("shift", "--base", "no-such-model", "--instruct", "tiny-instruct", "hi")
+    assert r.returncode == 1 and "no model named 'no-such-model'" in r.stderr

@@ -112,3 +112,19 @@ def test_different_vocabularies_are_refused_in_one_line(base, models_dir, tiny_b
                 analyze.shift_answer(base, other, "hello", "hello there")
             message = str(exc.value)
             assert detail in message and "sibling pair" in message and "\n" not in message
+
+
+def test_a_backend_without_ranks_is_refused_with_its_own_reason(base):
+    """A remote backend declares what it can't do through capabilities; the lens reads the flag."""
+    from desktop.engine.model import Capabilities
+
+    class RanklessServer:  # the local model behind a server that reports no ranks
+        def __init__(self, inner):
+            self.inner = inner
+            self.info = inner.info
+            self.vocab_id = inner.vocab_id
+            self.capabilities = Capabilities(score_ranks=False,
+                                             scoring_note="this server returns no token ranks")
+
+    with pytest.raises(EngineError, match="instruct model can't be used for token shift: this server"):
+        analyze.shift_answer(base, RanklessServer(base), "hello", "hello there")
