@@ -144,3 +144,14 @@ def test_models_are_found_by_library_name(tiny_base, tiny_instruct):
     assert json.loads(r.stdout)["shares"]["n"] == 3
     r = tandem("shift", "--base", "no-such-model", "--instruct", "tiny-instruct", "hi")
     assert r.returncode == 1 and "no model named 'no-such-model'" in r.stderr
+
+
+def test_score_top_k_prints_ranks(tiny_base):
+    r = tandem("score", "--model", str(tiny_base), "--threads", "1", "--prompt", "the king",
+               "--continuation", " and the queen", "--top-k", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    tokens = json.loads(r.stdout)["tokens"]
+    assert tokens and all(t["rank"] >= 1 and len(t["top"]) == 4 for t in tokens)
+    for t in tokens:  # a token inside the top-4 has its place there as its rank
+        ids = [a["token_id"] for a in t["top"]]
+        assert t["rank"] == ids.index(t["token_id"]) + 1 if t["token_id"] in ids else t["rank"] > 4
