@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +70,10 @@ class Generation:
     seconds: float
 
 
-def generate(model, prompt: str, params: SamplingParams, *, as_chat: bool, system: str | None = None) -> Generation:
-    """Run one generation to its end; the stream's error is raised."""
+def generate(model, prompt: str, params: SamplingParams, *, as_chat: bool, system: str | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Generation:
+    """Run one generation to its end; the stream's error is raised. ``should_stop`` is polled between
+    tokens: when it says so the stream is cancelled and EngineError("...cancelled") raised."""
     t0 = time.perf_counter()
     if as_chat:
         stream = model.chat([{"role": "user", "content": prompt}], params, system=system)
@@ -84,6 +86,8 @@ def generate(model, prompt: str, params: SamplingParams, *, as_chat: bool, syste
             final = event
             break
         ids.append(event.token_id)
+        if should_stop is not None and should_stop():
+            stream.cancel()
     assert final is not None
     if final.error is not None:
         raise final.error
@@ -93,20 +97,22 @@ def generate(model, prompt: str, params: SamplingParams, *, as_chat: bool, syste
 
 
 def generate_instruct(instruct, query: str, params: SamplingParams, *, context: str = "plain",
-                      system: str | None = None) -> Generation:
+                      system: str | None = None, should_stop: Callable[[], bool] | None = None) -> Generation:
     """The instruct model's answer: through its chat template, or (a model without one) from the base's context."""
     if has_chat_template(instruct):
-        return generate(instruct, query, params, as_chat=True, system=system)
-    return generate(instruct, base_context(query, context), params, as_chat=False)
+        return generate(instruct, query, params, as_chat=True, system=system, should_stop=should_stop)
+    return generate(instruct, base_context(query, context), params, as_chat=False, should_stop=should_stop)
 
 
-def generate_base(base, query: str, params: SamplingParams, *, context: str = "plain") -> Generation:
+def generate_base(base, query: str, params: SamplingParams, *, context: str = "plain",
+                  should_stop: Callable[[], bool] | None = None) -> Generation:
     """The base model's own answer from the same context its ranks are read in. Under the ``# Query:``
     framing it stops at the next ``# Query:`` and drops the closing fence."""
     if context == "plain":
-        return generate(base, query, params, as_chat=False)
+        return generate(base, query, params, as_chat=False, should_stop=should_stop)
     stops = tuple(dict.fromkeys((*params.stop, *preset.STOP)))
-    g = generate(base, base_context(query, context), _replace(params, stop=stops), as_chat=False)
+    g = generate(base, base_context(query, context), _replace(params, stop=stops), as_chat=False,
+                 should_stop=should_stop)
     return Generation(preset.clean_answer(g.text), g.token_ids, g.finish_reason, g.seconds)
 
 
@@ -139,17 +145,18 @@ def perplexity(score_result) -> float | None:
 
 
 def run_prompt(base, instruct, query: str, *, context: str = "plain", params: SamplingParams | None = None,
-               top_k: int = DEFAULT_TOP_K, system: str | None = None) -> dict:
+               top_k: int = DEFAULT_TOP_K, system: str | None = None,
+               should_stop: Callable[[], bool] | None = None) -> dict:
     """Everything the experiment records for one prompt: both outputs, the token shift of the instruct
     answer, and cross-scoring (each answer's perplexity under its own model and under the other)."""
     params = params or greedy()
     t0 = time.perf_counter()
     chat = has_chat_template(instruct)
     ctx = base_context(query, context)
-    inst_gen = generate_instruct(instruct, query, params, context=context, system=system)
+    inst_gen = generate_instruct(instruct, query, params, context=context, system=system, should_stop=should_stop)
     shift, inst_scored, base_on_inst = shift_answer(base, instruct, query, list(inst_gen.token_ids),
                                                     context=context, top_k=top_k, system=system)
-    base_gen = generate_base(base, query, params, context=context)
+    base_gen = generate_base(base, query, params, context=context, should_stop=should_stop)
     if base_gen.text:
         base_own = base.score(ctx, base_gen.text)
         base_other = instruct.score(query if chat else ctx, base_gen.text, as_chat=chat,

@@ -169,7 +169,8 @@ class Experiment:
             should_stop: Callable[[], bool] | None = None) -> Path:
         """Run every prompt without a record; returns the report's path (report.md). A prompt the engine
         refuses (too long, say) is reported with its reason and left without a record, so a later run
-        tries it again; ``should_stop`` is asked between prompts."""
+        tries it again. ``should_stop`` is polled between tokens: a stopped run writes its report over what
+        is done and leaves the rest for the next run."""
         from desktop.lens import report
 
         analyze.require_sibling(base, instruct)
@@ -194,8 +195,11 @@ class Experiment:
             t0 = time.monotonic()
             try:
                 record = analyze.run_prompt(base, instruct, q.text, context=self.settings.context, params=params,
-                                            top_k=self.settings.top_k, system=self.settings.system)
+                                            top_k=self.settings.top_k, system=self.settings.system,
+                                            should_stop=should_stop)
             except TandemError as exc:  # e.g. a prompt too long for the context: the others still run
+                if should_stop is not None and should_stop():
+                    break  # stopped mid-prompt: no record, the next run does this prompt
                 self.failures[q.id] = str(exc)
                 continue
             record = {"index": i, "id": q.id, "kind": q.kind, "prompt": q.text, **record}

@@ -128,3 +128,38 @@ def test_a_backend_without_ranks_is_refused_with_its_own_reason(base):
 
     with pytest.raises(EngineError, match="instruct model can't be used for token shift: this server"):
         analyze.shift_answer(base, RanklessServer(base), "hello", "hello there")
+
+
+def test_an_experiment_stopped_mid_prompt_keeps_what_is_done_and_resumes(base, instruct, tmp_path):
+    """What Compare's "Run a prompt set…" will do from a worker thread: progress, a stop, a later resume."""
+    from desktop.lens.experiment import Experiment, Prompt, Settings, prompts_sha
+
+    prompts = [Prompt(f"q{i}", t) for i, t in enumerate(PROMPTS)]
+    settings = Settings(base="b", instruct="i", vocab_id=base.vocab_id, context="plain", temperature=0.0, seed=0,
+                        max_tokens=200, top_k=5, system=None, prompts_sha=prompts_sha(prompts))
+    seen = []
+    polls = 0
+
+    def stop_in_the_second_prompt() -> bool:
+        nonlocal polls
+        if seen and seen[-1].current == "q1":
+            polls += 1
+        return polls > 3
+
+    exp = Experiment(tmp_path / "e", settings, prompts)
+    report = exp.run(base, instruct, progress=seen.append, should_stop=stop_in_the_second_prompt)
+    assert [p.current for p in seen] == ["q0", "q1", ""] and seen[1].eta_s is not None
+    done = exp.done_indices()  # q1 is recorded only if it finished before the stop reached the worker
+    assert done in ({0}, {0, 1}) and exp.failures == {}
+    assert "run the same command again" in report.read_text()
+    seen.clear()
+    Experiment(tmp_path / "e", settings, prompts).run(base, instruct, progress=seen.append)
+    assert seen[0].skipped == len(done)
+    assert [p.current for p in seen] == [f"q{i}" for i in range(3) if i not in done] + [""]
+    assert [r["id"] for r in json_records(tmp_path / "e")] == ["q0", "q1", "q2"]
+
+
+def json_records(folder):
+    import json
+
+    return json.loads((folder / "results.json").read_text())["records"]
