@@ -135,13 +135,13 @@ class Experiment:
             except (OSError, ValueError):
                 raise ExperimentError(f"{settings_file} is unreadable; use another --out folder.") from None
             new = self.settings.as_json()
-            # A moved model file is the same experiment when its vocabulary is; everything else must match.
-            differ = [k for k in new if k not in ("base", "instruct") and old.get(k) != new[k]]
+            # A moved model file is the same experiment when its vocabulary is, and a prompt set may grow or
+            # shrink (records are matched by id and text); everything else must match.
+            differ = [k for k in new if k not in ("base", "instruct", "prompts_sha") and old.get(k) != new[k]]
             if differ:
                 raise ExperimentError(f"{self.dir} holds an experiment with other settings ({', '.join(differ)}); "
                                       "use another --out folder or the same settings to resume it.")
-        else:
-            _write_json_atomic(settings_file, self.settings.as_json())
+        _write_json_atomic(settings_file, self.settings.as_json())
         for stale in self.records_dir.glob(".*.tmp"):  # half-written by a run that was killed
             stale.unlink(missing_ok=True)
 
@@ -149,12 +149,13 @@ class Experiment:
         return self.records_dir / f"{index:04d}.json"
 
     def done_indices(self) -> set[int]:
-        done = set()
-        for i, q in enumerate(self.prompts):
-            rec = self.read_record(i)
-            if rec is not None and rec.get("id") == q.id and rec.get("prompt") == q.text:
-                done.add(i)
-        return done
+        return {i for i, q in enumerate(self.prompts) if self._matching_record(i) is not None}
+
+    def _matching_record(self, index: int) -> dict | None:
+        """The record of prompt ``index``, if one exists for this very prompt (id and text)."""
+        q = self.prompts[index]
+        rec = self.read_record(index)
+        return rec if rec is not None and rec.get("id") == q.id and rec.get("prompt") == q.text else None
 
     def read_record(self, index: int) -> dict | None:
         try:
@@ -163,7 +164,7 @@ class Experiment:
             return None  # missing, or a partial file from an older writer: the prompt runs again
 
     def records(self) -> list[dict]:
-        return [r for r in (self.read_record(i) for i in range(len(self.prompts))) if r is not None]
+        return [r for r in (self._matching_record(i) for i in range(len(self.prompts))) if r is not None]
 
     def run(self, base, instruct, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Path:

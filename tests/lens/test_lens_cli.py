@@ -119,6 +119,12 @@ def test_experiment_prompts_subset_of_the_builtin_set(tiny_base, tiny_instruct, 
 
     assert [rec["prompt"] for rec in results["records"]] == [p.text for p in load_prompts(builtin_prompts_path())[:2]]
     assert "2/2" in r.stderr and r.stdout.strip().endswith("report.md")
+    # a larger part of the same set, in the same folder: only the new prompt runs
+    r = tandem("experiment", "--base", str(tiny_base), "--instruct", str(tiny_instruct), "--threads", "1",
+               "--max-tokens", "4", "--limit", "3", "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    assert "(2 done before)" in r.stderr
+    assert len(json.loads((tmp_path / "e" / "results.json").read_text())["records"]) == 3
 
 
 def test_a_prompt_the_engine_refuses_is_reported_and_the_others_still_run(tiny_base, tiny_instruct, tmp_path):
