@@ -90,3 +90,14 @@ def test_preset_has_a_preamble_three_examples_and_stops_at_the_next_query():
     assert preset.STOP == ("# Query:",)
     continuation = "Because rivers carry minerals.\n```\n\n# Query:\n```\nNext?"
     assert preset.clean_answer(continuation) == "Because rivers carry minerals."
+
+
+def test_matplotlib_is_imported_only_when_a_report_is_drawn():
+    import subprocess
+    import sys
+
+    code = ("import sys, desktop.app, desktop.cli, desktop.cli.lens_cmds, desktop.lens.report, "
+            "desktop.lens.experiment, desktop.lens.analyze; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
