@@ -247,6 +247,9 @@ def _plots(plot_dir: Path, summary: dict, records: list[dict]) -> tuple[dict[str
         ax.set_yticks(range(len(top)), [repr(t["text"]) for t in top], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("times shifted")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         ax.text(0.5, 0.5, "no shifted tokens", ha="center", va="center")
         ax.set_axis_off()
