@@ -163,15 +163,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     with load_from_args(args, args.model) as model:
-        result = model.score(args.prompt, args.continuation, as_chat=args.chat, system=args.system)
+        result = model.score(args.prompt, args.continuation, as_chat=args.chat, system=args.system,
+                             top_k=args.top_k)
+
+    def ranked(t) -> dict:  # with --top-k: the rank over the whole vocabulary and the alternatives
+        return {"rank": t.rank, "top": [{"text": a.text, "token_id": a.token_id, "logprob": _num(a.logprob)}
+                                        for a in t.top]} if args.top_k else {}
+
     if args.json:
         print(json.dumps({
             "mean_logprob": _num(result.mean_logprob), "total_logprob": _num(result.total_logprob),
-            "tokens": [{"text": t.text, "token_id": t.token_id, "logprob": _num(t.logprob)} for t in result.tokens],
+            "tokens": [{"text": t.text, "token_id": t.token_id, "logprob": _num(t.logprob), **ranked(t)}
+                       for t in result.tokens],
         }, ensure_ascii=False))
     else:
         for t in result.tokens:
-            print(f"{t.logprob:9.4f}  {t.text!r}")
+            rank = f"  rank {t.rank:<6}" if t.rank is not None else ""
+            print(f"{t.logprob:9.4f}{rank}  {t.text!r}")
         print(f"mean logprob {result.mean_logprob:.4f} over {len(result.tokens)} tokens")
     return 0
 
@@ -217,6 +225,8 @@ def register(sub) -> None:
     p.add_argument("--continuation", required=True, metavar="TEXT")
     p.add_argument("--chat", action="store_true", help="treat the prompt as a user message (chat template)")
     p.add_argument("--system", default=None, metavar="S")
+    p.add_argument("--top-k", type=positive_int, default=0, metavar="K",
+                   help="also each token's rank over the whole vocabulary and the top-K alternatives")
     p.add_argument("--json", action="store_true")
     add_load_flags(p)
     p.set_defaults(func=cmd_score)

@@ -18,7 +18,9 @@
     │       └── DownloadCancelled    the user cancelled (the .part file is kept when paused)
     ├── LibraryError                 the local model library (import, remove, bad names)
     ├── SettingsError                a settings value is out of range or the file is unreadable
-    └── HistoryError                 the history database could not be read or written
+    ├── HistoryError                 the history database could not be read or written
+    ├── VocabMismatch                two models that must share a vocabulary (token shift) do not
+    └── ExperimentError              a prompt set or an experiment folder can't be used
 
 Errors cross the engine's process boundary by pickling, so every class keeps its constructor
 arguments in ``args`` (the default behaviour of ``Exception``).
@@ -118,3 +120,11 @@ class SettingsError(TandemError):
 
 class HistoryError(TandemError):
     """The history database could not be read or written."""
+
+
+class VocabMismatch(TandemError):
+    """Two models that must share a vocabulary (token shift) do not."""
+
+
+class ExperimentError(TandemError):
+    """A prompt set, an experiment folder or its settings can't be used."""

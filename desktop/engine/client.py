@@ -34,6 +34,7 @@ from desktop.engine.messages import (
     Score,
     Token,
     Tokenize,
+    VocabId,
 )
 from desktop.engine.model import Capabilities
 from desktop.engine.types import (
@@ -44,10 +45,12 @@ from desktop.engine.types import (
     ScoredToken,
     ScoreResult,
     TokenEvent,
+    TopToken,
 )
 
 KILL_AFTER_S = 2.0
 LOCAL_CAPABILITIES = Capabilities(queues=True)
+MAX_SCORE_TOP_K = 1000  # score(top_k=) limit: each alternative is a piece of text sent over the pipe
 LOAD_TIMEOUT_S = 600.0
 _ctx = multiprocessing.get_context("spawn")
 
@@ -281,6 +284,8 @@ class Stream:
 class ModelHandle:
     """A loaded model in its worker process. Use from one thread at a time per request."""
 
+    _vocab_id: str | None = None  # the same file has the same vocabulary: kept across worker restarts
+
     def __init__(self, path: Path, options: LoadOptions):
         self.path = path
         self.options = options
@@ -469,13 +474,31 @@ class ModelHandle:
     def count_tokens(self, text: str, special: bool = False) -> int:
         return len(self.tokenize(text, special))
 
-    def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
-              system: str | None = None) -> ScoreResult:
+    def score(self, prompt: str, continuation: str | Sequence[int], *, as_chat: bool = False,
+              system: str | None = None, top_k: int = 0) -> ScoreResult:
         """Log-probabilities of ``continuation``'s own tokens after ``prompt`` (as a user message when
-        ``as_chat``), without sampling. Used by Compare's cross-scoring."""
-        tokens = self._call(Score(valid_text(prompt), valid_text(continuation), as_chat, valid_text(system)),
-                            "scoring")
-        return ScoreResult(tuple(ScoredToken(*t) for t in tokens))
+        ``as_chat``), without sampling. Used by Compare's cross-scoring and the alignment lens.
+
+        ``continuation`` may be a list of token ids (a generation's own tokens, scored without being
+        re-tokenized). ``top_k`` > 0 adds each token's rank over the whole vocabulary (1 = the model's
+        first choice; ties go to the lower token id, as greedy decoding does) and the top-k alternatives,
+        in the same pass."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= MAX_SCORE_TOP_K:
+            raise EngineError(f"top_k must be a whole number from 0 to {MAX_SCORE_TOP_K}, not {top_k!r}.")
+        cont = valid_text(continuation) if isinstance(continuation, str) else [int(t) for t in continuation]
+        tokens = self._call(Score(valid_text(prompt), cont, as_chat, valid_text(system), top_k), "scoring")
+        return ScoreResult(tuple(
+            ScoredToken(t[0], t[1], t[2]) if len(t) == 3
+            else ScoredToken(t[0], t[1], t[2], t[3], tuple(TopToken(*a) for a in t[4]))
+            for t in tokens))
+
+    @property
+    def vocab_id(self) -> str:
+        """Identity of the vocabulary: "<token count>:<hash of every token's text>", read once from the
+        worker. Two models with equal ids tokenize alike (token shift needs this)."""
+        if self._vocab_id is None:
+            self._vocab_id = self._call(VocabId(), "reading the vocabulary")
+        return self._vocab_id
 
 
 def valid_text(text):

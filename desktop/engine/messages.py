@@ -5,7 +5,7 @@ fields, and a reply is matched by type instead of a tuple's first string. Pickli
 ``__reduce__`` with the fields in order (a slotted dataclass's default pickling costs ~10x more, and a
 ``Token`` goes by for every generated token).
 
-Requests (client -> worker):  ``Complete``, ``Chat`` (streams), ``Render``, ``Tokenize``, ``Score``, ``Close``.
+Requests (client -> worker):  ``Complete``, ``Chat`` (streams), ``Render``, ``Tokenize``, ``Score``, ``VocabId``, ``Close``.
 Replies (worker -> client):
     a stream:       ``Token`` per emitted token, then exactly one ``Final`` (a FinalEvent; its ``error`` is set
                     when the request failed, ``finish_reason="cancelled"`` when it was stopped);
@@ -71,9 +71,15 @@ class Score(_Message):
     """Log-probabilities of ``continuation``'s tokens after ``prompt`` (a user message when ``as_chat``)."""
 
     prompt: str
-    continuation: str
+    continuation: str | list[int]  # text, or a generation's own token ids
     as_chat: bool = False
     system: str | None = None
+    top_k: int = 0  # > 0: each token's rank over the vocabulary and the top-k alternatives
+
+
+@dataclass(frozen=True, slots=True)
+class VocabId(_Message):
+    """The vocabulary's identity: "<token count>:<hash of every token's text>"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,5 +126,5 @@ class Failed(_Message):
 
 
 STREAMING = (Complete, Chat)
-Request = Complete | Chat | Render | Tokenize | Score | Close
+Request = Complete | Chat | Render | Tokenize | Score | VocabId | Close
 Reply = Token | Final | Done | Failed

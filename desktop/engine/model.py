@@ -102,7 +102,11 @@ class Model(Protocol):
 
     def count_tokens(self, text: str, special: bool = False) -> int: ...
 
-    def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
-              system: str | None = None, top_k: int = 0) -> ScoreResult: ...
+    def score(self, prompt: str, continuation: str | Sequence[int], *, as_chat: bool = False,
+              system: str | None = None, top_k: int = 0) -> ScoreResult:
+        """Logprobs of ``continuation`` (text, or token ids scored as given) after ``prompt``; with
+        ``top_k`` > 0 each token's rank over the vocabulary (1 = first choice, ties to the lower id) and
+        the top-k alternatives."""
+        ...
 
     def close(self) -> None: ...
