@@ -77,7 +77,7 @@ def test_experiment_resumes_after_sigkill_without_redoing_finished_prompts(tiny_
     args = [sys.executable, "-m", "desktop", "experiment", "--base", str(tiny_base), "--instruct",
             str(tiny_instruct), "--threads", "1", "--max-tokens", "40", "--prompts", str(prompts),
             "--out", str(out), "--urial"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     records = out / "records"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(records.glob("*.json"))) < 2:
