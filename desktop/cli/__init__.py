@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "desktop.cli.compare_cmds",
     "desktop.cli.selftest_cmd",
     "desktop.cli.bench_cmd",
+    "desktop.cli.endpoint_cmds",
 )
 
 

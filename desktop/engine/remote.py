@@ -295,18 +295,18 @@ class RemoteModel:
                     events.append(ev)
             generated = "".join(e.text for e in events)
             if not generated.strip():
-                return False, f"scoring is off: this {label} generated nothing to check its logprobs against"
+                return False, f"this {label} generated nothing to check its logprobs against"
             scored = self._score_text(VERIFY_PROMPT, generated, 0)
         except (EngineError, ValueError) as exc:
-            return False, f"scoring is off: checking this {label}'s logprobs failed ({exc})"
+            return False, f"checking this {label}'s logprobs failed ({exc})"
         pairs = [(g, s) for g, s in zip(events, scored.tokens) if g.text == s.text]
         if not pairs:
-            return False, (f"scoring is off: this {label} tokenized its own reply differently when scoring it, "
+            return False, (f"this {label} tokenized its own reply differently when scoring it, "
                            "so its numbers can't be checked")
         for g, s in pairs:
             if not math.isclose(g.logprob, s.logprob, abs_tol=VERIFY_ABS_TOL, rel_tol=VERIFY_REL_TOL):
-                return False, (f"scoring is off: this {label} gave {g.text!r} logprob {g.logprob:.2f} when it "
-                               f"generated it but {s.logprob:.2f} when scoring the same text, so its scores are wrong")
+                return False, (f"this {label} gave {g.text!r} logprob {g.logprob:.2f} when it "
+                               f"generated it but {s.logprob:.2f} when scoring the same text, so its scores are not trustworthy")
         return True, ""
 
     # -- Model protocol ------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ reader blocked on a stalled server wakes at once instead of waiting for a timeou
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from desktop.core.endpoints import is_loopback_url, normalize_base_url
 from desktop.core.errors import (
     ContextOverflow,
     OfflineError,
@@ -35,17 +35,6 @@ from desktop.core.errors import (
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a 70B prefill of a long prompt on a busy server can take minutes
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when the URL's host is this machine, decided from the text alone (no DNS)."""
-    host = (urlsplit(url).hostname or "").strip().lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def offline_now() -> bool:
@@ -65,25 +54,6 @@ def check_allowed(url: str, offline: bool | None = None) -> None:
         host = urlsplit(url).hostname or url
         raise OfflineError(f"Offline mode is on, so Tandem will not contact the server at {host}; only "
                            "endpoints on this machine (localhost, 127.0.0.1, ::1) are allowed.")
-
-
-def normalize_base_url(url: str) -> str:
-    """``http://host:port`` without a trailing slash or ``/v1``; ValueError with one line otherwise."""
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) address like http://gpu-box:8000")
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[:-3]
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{url!r} has an invalid port") from None
-    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    return f"{parts.scheme}://{netloc}{f':{port}' if port else ''}{path}"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
