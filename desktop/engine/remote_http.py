@@ -233,22 +233,27 @@ class LineStream:
             pass
 
     def __iter__(self) -> Iterator[dict]:
+        pending = ""
         try:
-            for line in self._response.iter_lines():
+            for chunk in self._response.iter_text():
                 if self._cancelled.is_set():
                     return
-                obj = self._parse(line)
-                if obj is _DONE:
-                    return
-                if obj is not None:
-                    yield obj
-        except httpx.HTTPError as exc:
+                pending += chunk
+                *lines, pending = pending.replace("\r\n", "\n").split("\n")
+                for line in lines:
+                    obj = self._parse(line)
+                    if obj is _DONE:
+                        return
+                    if obj is not None:
+                        yield obj
+        except httpx.HTTPError:
             if self._cancelled.is_set():
                 return
-            raise ServerUnreachable(f"The connection to {self._where} dropped mid-reply "
-                                    f"({type(exc).__name__}).") from None
+            raise ServerUnreachable(f"The connection to {self._where} dropped mid-reply") from None
         finally:
             self.close()
+        if pending.strip() and not self._cancelled.is_set():  # the body ended inside a line
+            raise ServerUnreachable(f"The connection to {self._where} dropped mid-reply")
 
     def _parse(self, line: str):
         line = line.strip()
