@@ -126,3 +126,13 @@ def llama_cpp_server(smollm2, tmp_path_factory) -> str:
     proc.terminate()
     proc.wait(10)
     fh.close()
+
+
+@pytest.fixture(scope="session")
+def local_smol(smollm2):
+    """The same GGUF in Tandem's own engine: the reference the servers' numbers are compared with."""
+    from desktop.engine import LoadOptions, load_model
+    from tests.conftest import TEST_THREADS
+
+    with load_model(smollm2, LoadOptions(threads=TEST_THREADS, n_ctx=512)) as local:
+        yield local

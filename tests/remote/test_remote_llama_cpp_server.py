@@ -14,7 +14,6 @@ import pytest
 from desktop.core.errors import EngineError
 from desktop.engine.remote import VERIFY_PROMPT, connect
 from desktop.engine.types import FinalEvent, SamplingParams
-from tests.conftest import TEST_THREADS
 
 GREEDY = SamplingParams(temperature=0.0, top_k=1, max_tokens=6, logprobs=3, seed=1, repeat_penalty=1.0)
 
@@ -26,12 +25,8 @@ def remote(llama_cpp_server):
 
 
 @pytest.fixture(scope="module")
-def local_scores(smollm2):
-    """Tandem's own scores of the server's greedy reply, from the same GGUF in a local worker."""
-    from desktop.engine import LoadOptions, load_model
-
-    with load_model(smollm2, LoadOptions(threads=TEST_THREADS, n_ctx=512)) as local:
-        yield local
+def local_scores(local_smol):
+    return local_smol
 
 
 def _drain(stream):
