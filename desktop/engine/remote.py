@@ -272,13 +272,9 @@ class RemoteModel:
             f"cross-scoring needs a server that scores given text (vLLM, SGLang); this {label} can't")
         template_note = "" if d.can_render else (
             f"this {label} applies the chat template itself and can't show the exact prompt")
-        tok_note = "" if d.can_tokenize else f"this {label} has no tokenizer route"
         return Capabilities(top_logprobs=d.max_top, scoring=scoring, scoring_note=scoring_note,
-                            server_template=d.can_render, template_note=template_note,
-                            tokenizer=d.can_tokenize, queues=True, score_ranks=False, remote=True) if not tok_note \
-            else Capabilities(top_logprobs=d.max_top, scoring=scoring, scoring_note=scoring_note,
-                              server_template=d.can_render, template_note=template_note + ("; " if template_note else "")
-                              + tok_note, tokenizer=False, queues=True, score_ranks=False, remote=True)
+                            server_template=d.can_render, template_note=template_note, tokenizer=d.can_tokenize,
+                            queues=True, score_ranks=False, remote=True)
 
     def verify_scoring(self) -> tuple[bool, str]:
         """Generate a few greedy tokens, score the same text, and compare the two logprobs of each token."""
@@ -354,7 +350,7 @@ class RemoteModel:
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         if not self._caps.tokenizer:
-            raise EngineError(f"Can't count tokens: {self._caps.template_note}.")
+            raise EngineError(f"Can't count tokens: this {LABELS[self.facts.engine]} has no tokenizer route.")
         req = self._dialect.tokenize_request(self.model_id, text)
         try:
             return self._dialect.parse_tokens(self._t.post_json(req.path, req.body, model=self.model_id))

@@ -433,7 +433,7 @@ class Ollama(Dialect):
         logprobs = obj.get("logprobs")
         if logprobs is None:
             if text:
-                raise ServerProtocolError("Ollama sent text without logprobs (it needs Ollama 0.12.11 or newer).")
+                raise ServerProtocolError("Ollama sent text without logprobs (an Ollama release older than its logprobs support?).")
             return []
         events = [TokenEvent(str(p.get("token", "")), -1, finite(p.get("logprob"), "logprob"),
                              _top_from_pairs(p.get("top_logprobs") or ())) for p in logprobs]

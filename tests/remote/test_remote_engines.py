@@ -239,3 +239,18 @@ def test_ollama_raw_generate_ndjson(ollama):
     assert final.finish_reason == "length" and final.stats.decode_tps == pytest.approx(10.0)
     with pytest.raises(EngineError, match="cross-scoring needs a server that scores given text"):
         m.score("a", "b")
+
+
+def test_a_remote_model_satisfies_the_model_protocol(vllm):
+    from desktop.engine.model import Model, ModelInfo
+
+    m = connect(vllm.url, offline=False, verify=False)
+    assert isinstance(m, Model) and isinstance(m.info, ModelInfo)
+    assert m.vocab_id == ""  # a server does not publish its vocabulary
+    m.close()
+
+
+def test_ollama_has_no_tokenizer_route(ollama):
+    m = connect(ollama.url, offline=False, verify=False)
+    with pytest.raises(EngineError, match="this Ollama has no tokenizer route"):
+        m.count_tokens("hi")
