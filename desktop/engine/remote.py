@@ -150,15 +150,29 @@ class RemoteStream:
             self._lines = lines
             if self._cancel.is_set():
                 lines.cancel()
+            sent = 0
             for obj in lines:
                 for event in self._model._dialect.parse_chunk(obj, self._state):
                     self._queue.put(event)
+                    sent += 1
+            if self._state.finish is None and not sent and not self._cancel.is_set():
+                self._diagnose_empty(request)
             self._queue.put(("end", None))
         except Exception as exc:  # delivered to the reader as the stream's error
             self._queue.put(("err", exc))
         finally:
             if self._lines is not None:
                 self._lines.close()
+
+    def _diagnose_empty(self, request: Request) -> None:
+        """An empty stream with no finish: some servers (llama-cpp-python's) swallow a streamed request's
+        error, e.g. a context overflow. Ask once more without streaming, for one token, to get the reason."""
+        body = dict(request.body, stream=False)
+        for key in ("max_tokens", "n_predict"):
+            if key in body:
+                body[key] = 1
+        body.pop("stream_options", None)
+        self._model._t.post_json(request.path, body, model=self._model.model_id)  # raises the real error
 
     @property
     def done(self) -> bool:

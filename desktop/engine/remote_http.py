@@ -161,7 +161,11 @@ class Transport:
         check_allowed(self.base_url, self._offline)  # offline may have been switched on since
         try:
             request = self._client.build_request(method, path, json=body)
-            response = self._client.send(request, stream=stream)
+            try:
+                response = self._client.send(request, stream=stream)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # a pooled keep-alive connection the server has closed meanwhile: once more, on a new one
+                response = self._client.send(request, stream=stream)
         except httpx.TimeoutException:
             raise ServerUnreachable(f"{self.where} did not answer in time; is it overloaded or down?") from None
         except httpx.HTTPError as exc:

@@ -90,3 +90,20 @@ def test_cancel_mid_generation_keeps_the_partial_reply(remote):
     final = stream.next_event()
     assert isinstance(final, FinalEvent) and final.finish_reason == "cancelled"
     assert final.text.startswith(first.text) and final.error is None
+
+
+def test_context_overflow_reported_by_the_server_is_one_line(remote):
+    """This server answers a streamed overflow with 200 and an empty stream; Tandem asks once more,
+    unstreamed and for one token, and reports the server's own reason."""
+    from desktop.core.errors import ContextOverflow
+
+    _, final = _drain(remote.complete("word " * 3000, SamplingParams(max_tokens=4)))
+    assert isinstance(final.error, ContextOverflow), final
+    assert "maximum context length" in str(final.error) and "\n" not in str(final.error)
+
+
+def test_unknown_model_on_a_real_server(llama_cpp_server):
+    from desktop.core.errors import UnknownModel
+
+    with pytest.raises(UnknownModel, match="does not serve a model 'gpt-4'"):
+        connect(llama_cpp_server, "gpt-4", offline=False)
