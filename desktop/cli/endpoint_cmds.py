@@ -24,11 +24,9 @@ def add_endpoint_flag(p: argparse.ArgumentParser, flag: str = "--endpoint", role
 
 def open_remote(endpoint: str, model: str | None):
     """Connect to ``model`` (or the server's only model) on a saved endpoint or a URL."""
-    from desktop.core.endpoints import EndpointStore
-    from desktop.engine.remote import connect
+    from desktop.engine.remote import open_endpoint
 
-    url, key, label = EndpointStore().resolve(endpoint)
-    return connect(url, model or None, api_key=key, endpoint=label)
+    return open_endpoint(endpoint, model)
 
 
 def _store():

@@ -441,6 +441,15 @@ def connect(url: str, model: str | None = None, *, api_key: str | None = None, e
         raise
 
 
+def open_endpoint(name_or_url: str, model: str | None = None, *, store=None) -> RemoteModel:
+    """``model`` (or the server's only model) on a saved endpoint or a URL: what a picker or ``--endpoint``
+    opens. The key comes from the keyring (or the endpoint's env var); offline mode is read now."""
+    from desktop.core.endpoints import EndpointStore
+
+    url, key, label = (store or EndpointStore()).resolve(name_or_url)
+    return connect(url, model or None, api_key=key, endpoint=label)
+
+
 def describe(url: str, *, api_key: str | None = None, offline: bool | None = None) -> dict:
     """What ``tandem endpoints test`` prints: the engine, its models and what each can do (checked)."""
     t = Transport(url, api_key, offline=offline)
