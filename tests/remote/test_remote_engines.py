@@ -254,3 +254,17 @@ def test_ollama_has_no_tokenizer_route(ollama):
     m = connect(ollama.url, offline=False, verify=False)
     with pytest.raises(EngineError, match="this Ollama has no tokenizer route"):
         m.count_tokens("hi")
+
+
+def test_cli_show_prompt_and_score_on_a_vllm_endpoint(vllm, capsys):
+    from desktop.cli import main
+
+    assert main(["chat", "--endpoint", vllm.url, "--show-prompt", "Hi"]) == 0
+    assert capsys.readouterr().out == ("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                                       "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert main(["score", "--endpoint", vllm.url, "--model", "meta-llama/Llama-3.1-70B-Instruct",
+                 "--prompt", VERIFY_PROMPT, "--continuation", " Paris.", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tokens"] == [{"text": " Paris", "token_id": -1, "logprob": -0.26},
+                             {"text": ".", "token_id": -1, "logprob": -0.39}]
+    assert out["total_logprob"] == pytest.approx(-0.65)
