@@ -18,6 +18,10 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       || echo "note: could not install ${need[*]}; their tests will be skipped"
   fi
 fi
+# The remote-model tests serve the real SmolLM2 (fetched once, cached) from llama-server built from the
+# installed llama-cpp-python's llama.cpp (once, cached in ~/.cache/tandem/llama-server; see bench/llama_server.py).
+bash scripts/real_models.sh >/dev/null
+.venv/bin/python -m bench.llama_server >/dev/null
 .venv/bin/lint-imports
 .venv/bin/ruff check desktop tests bench
 QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

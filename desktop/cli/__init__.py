@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "desktop.cli.selftest_cmd",
     "desktop.cli.bench_cmd",
     "desktop.cli.lens_cmds",
+    "desktop.cli.endpoint_cmds",
 )
 
 

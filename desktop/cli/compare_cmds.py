@@ -8,6 +8,7 @@ import json
 import sys
 import threading
 
+from desktop.cli.endpoint_cmds import add_endpoint_flag
 from desktop.cli.engine_cmds import add_sampling_flags, load_from_args, result_json, sampling_from_args
 from desktop.compare.pair import PairRequest, run_pair
 
@@ -19,7 +20,7 @@ def _load_both(args):
 
     def load(name: str, path: str) -> None:
         try:
-            out[name] = load_from_args(args, path)
+            out[name] = load_from_args(args, path, endpoint=getattr(args, f"{name}_endpoint", None))
         except Exception as exc:  # re-raised below in the main thread
             errors.append(exc)
 
@@ -47,7 +48,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps({name: result_json(final, tokens if args.logprobs else None)
                           for name, (final, tokens) in results.items()}, ensure_ascii=False))
     else:
-        for name, path in (("base", args.base), ("instruct", args.instruct)):
+        for name, path in (("base", args.base or args.base_endpoint), ("instruct", args.instruct or args.instruct_endpoint)):
             final, _ = results[name]
             s = final.stats
             how = "continues the text" if name == "base" else "answers the message (chat template)"
@@ -64,9 +65,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="one prompt through a base model and its instruct sibling, side by side")
-    p.add_argument("--base", required=True, metavar="PATH", help="the base model (gets the raw prompt)")
-    p.add_argument("--instruct", required=True, metavar="PATH", help="the instruct model (gets it as a chat message)")
+    p.add_argument("--base", default=None, metavar="PATH",
+                   help="the base model (gets the raw prompt); with --base-endpoint, the server's model id")
+    p.add_argument("--instruct", default=None, metavar="PATH",
+                   help="the instruct model (gets it as a chat message); with --instruct-endpoint, the server's model id")
     p.add_argument("--system", default=None, metavar="S", help="system prompt for the instruct model")
+    add_endpoint_flag(p, "--base-endpoint", "the base model")
+    add_endpoint_flag(p, "--instruct-endpoint", "the instruct model")
     add_sampling_flags(p)
     p.add_argument("prompt", metavar="PROMPT")
     p.set_defaults(func=cmd_compare)

@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from desktop.cli.endpoint_cmds import add_endpoint_flag
 from desktop.core.errors import TandemError
 
 
@@ -82,9 +83,17 @@ def sampling_from_args(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
 
 
-def load_from_args(args: argparse.Namespace, path: str):
+def load_from_args(args: argparse.Namespace, path: str | None, endpoint: str | None = None):
+    """A local model from PATH, or with --endpoint the server's model id PATH (a Model either way)."""
     from desktop.engine import LoadOptions, load_model
 
+    endpoint = endpoint or getattr(args, "endpoint", None)
+    if endpoint:
+        from desktop.cli.endpoint_cmds import open_remote
+
+        return open_remote(endpoint, path)
+    if not path:
+        raise UsageError("--model PATH is needed (or --endpoint NAME|URL for a model on a server)")
     return load_model(path, LoadOptions(n_ctx=args.ctx, gpu_layers=args.gpu_layers, threads=args.threads))
 
 
@@ -206,13 +215,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("complete", help="continue a text with a model (raw completion)")
-    p.add_argument("--model", required=True, metavar="PATH")
+    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
+    add_endpoint_flag(p)
     add_sampling_flags(p)
     p.add_argument("prompt", metavar="PROMPT")
     p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("chat", help="ask an instruct model, through its chat template")
-    p.add_argument("--model", required=True, metavar="PATH")
+    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
+    add_endpoint_flag(p)
     p.add_argument("--system", default=None, metavar="S", help="system prompt")
     p.add_argument("--show-prompt", action="store_true", help="print the templated prompt and exit")
     add_sampling_flags(p)
@@ -220,7 +231,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("score", help="log-probabilities of a given continuation (no sampling)")
-    p.add_argument("--model", required=True, metavar="PATH")
+    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
+    add_endpoint_flag(p)
     p.add_argument("--prompt", required=True, metavar="TEXT")
     p.add_argument("--continuation", required=True, metavar="TEXT")
     p.add_argument("--chat", action="store_true", help="treat the prompt as a user message (chat template)")

@@ -7,7 +7,13 @@
     │   ├── ContextOverflow          the prompt does not fit the context window; carries the numbers
     │   ├── GrammarError             an invalid GBNF grammar or JSON schema
     │   ├── ChatTemplateError        the model's chat template failed, or the model has none (a base model)
-    │   └── EngineBusy               a request was made while another one still runs on that model
+    │   ├── EngineBusy               a request was made while another one still runs on that model
+    │   └── RemoteError              a remote inference server refused, failed or could not be reached
+    │       ├── ServerUnreachable    nothing answers at the endpoint's address (or offline mode forbids it)
+    │       ├── ServerAuthError      401/403: the API key is missing or wrong
+    │       ├── UnknownModel         the server does not serve that model id
+    │       ├── ServerBusy           429/5xx; carries the server's Retry-After in seconds
+    │       └── ServerProtocolError  a reply that is not what the engine's API documents (malformed JSON/SSE)
     ├── HubError                     talking to Hugging Face failed
     │   ├── OfflineError             offline mode is on, so nothing may leave the machine
     │   ├── RepoNotFound             no such repository or file
@@ -18,6 +24,7 @@
     │       └── DownloadCancelled    the user cancelled (the .part file is kept when paused)
     ├── LibraryError                 the local model library (import, remove, bad names)
     ├── SettingsError                a settings value is out of range or the file is unreadable
+    ├── EndpointError                the endpoints store: bad name or URL, no keyring, unknown endpoint
     ├── HistoryError                 the history database could not be read or written
     ├── VocabMismatch                two models that must share a vocabulary (token shift) do not
     └── ExperimentError              a prompt set or an experiment folder can't be used
@@ -74,6 +81,35 @@ class EngineBusy(EngineError):
     """The model is already running a request."""
 
 
+class RemoteError(EngineError):
+    """A remote inference server refused or failed a request."""
+
+
+class ServerUnreachable(RemoteError):
+    """Nothing answers at the endpoint's address, or offline mode forbids reaching it."""
+
+
+class ServerAuthError(RemoteError):
+    """The server answered 401 or 403."""
+
+
+class UnknownModel(RemoteError):
+    """The server does not serve the model id that was asked for."""
+
+
+class ServerBusy(RemoteError):
+    """429 or 5xx. ``retry_after`` is the server's Retry-After in seconds (None when it gave none)."""
+
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None):
+        super().__init__(message, status, retry_after)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ServerProtocolError(RemoteError):
+    """The server's reply is not what its API documents (malformed JSON or SSE, NaN logprobs)."""
+
+
 class HubError(TandemError):
     """Talking to Hugging Face failed."""
 
@@ -116,6 +152,10 @@ class LibraryError(TandemError):
 
 class SettingsError(TandemError):
     """A settings value is invalid or the settings file is unreadable."""
+
+
+class EndpointError(TandemError):
+    """The endpoints store could not do what was asked (bad name or URL, no keyring, unknown endpoint)."""
 
 
 class HistoryError(TandemError):

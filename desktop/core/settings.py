@@ -32,6 +32,9 @@ class Settings:
     theme: str = "system"  # "system", "light", "dark"
     # Free-form state the UI keeps (window geometry, last models, per-pane sampling): JSON values only.
     ui_state: dict[str, Any] = field(default_factory=dict)
+    # Remote inference servers by name: {"name": {"url": ..., "api_key_env": ...}} (desktop.core.endpoints).
+    # Never an API key: those live in the OS keyring.
+    endpoints: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by a newer Tandem
 
     def resolved_models_dir(self) -> Path:
@@ -97,7 +100,7 @@ def load_settings(path: Path | None = None) -> Settings:
         return settings.validated()
     except SettingsError as exc:
         log.warning("settings: %s Using defaults for that file.", exc)
-        return replace(Settings(), ui_state=settings.ui_state, extra=extra)
+        return replace(Settings(), ui_state=settings.ui_state, endpoints=settings.endpoints, extra=extra)
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
