@@ -139,3 +139,22 @@ def local_smol(smollm2):
 
     with load_model(smollm2, LoadOptions(threads=TEST_THREADS, n_ctx=512)) as local:
         yield local
+
+
+@pytest.fixture(autouse=True)
+def close_transports(monkeypatch):
+    """Close every HTTP client a test opened, as the app closes a model it unloads: a pooled keep-alive
+    socket left to the garbage collector is a ResourceWarning, and warnings are errors."""
+    from desktop.engine import remote_http
+
+    opened: list = []
+    original = remote_http.Transport.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(remote_http.Transport, "__init__", tracking_init)
+    yield
+    for transport in opened:
+        transport.close()
