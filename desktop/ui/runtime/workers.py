@@ -109,10 +109,6 @@ class JobControl:
         """A one-line state for the pane ("waiting for the model…")."""
         self._job._queue.append(("status", text))
 
-    def sleep(self, seconds: float) -> bool:
-        """Wait, waking early on cancel; returns False if cancelled."""
-        return not self._job._cancelled.wait(seconds)
-
 
 def say_if_waiting(control: JobControl, stream: GenerationStream, what: str = "this model") -> GenerationStream:
     """A model busy with another pane's request queues this one (the model does, behind its interface):
