@@ -45,6 +45,8 @@ def test_killed_download_resumes_in_a_new_process(fake_hub, tiny_base, dest):
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    first.stdout.close()  # our ends of its pipes (unclosed, they are a ResourceWarning, an error here)
+    first.stderr.close()
     have = part.stat().st_size
     assert 0 < have < tiny_base.stat().st_size
     assert (dest / f"{FILE}.part.json").exists()

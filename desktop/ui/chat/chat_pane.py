@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.errors import ChatTemplateError, EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
+from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, TokenEvent
 from desktop.ui.chat.chat_layout import ChatWidgets
 from desktop.ui.chat.conversation import Turn, fit_conversation, note_for
@@ -125,7 +126,7 @@ class ChatPane(SingleModelPage):
         self.stats_label.clear()
         if self.notice.level == "error" and not self.is_generating():
             self.notice.clear()
-        specials = [t for t in (handle.info.bos_text, handle.info.eos_text) if t]
+        specials = special_texts([handle])
         self.prompt_view.set_special_tokens(specials)
         self.update_prompt_view(check_template=True)
         if self._pending_reply:

@@ -28,7 +28,8 @@ from desktop.compare.pair import SIDES
 from desktop.core import export
 from desktop.core.errors import HistoryError
 from desktop.ui.compare.compare_controls import FewShotTemplateView, PromptControls
-from desktop.ui.compare.compare_views import FirstStepView, InputsView, OutputColumn
+from desktop.ui.compare.compare_details import FirstStepView, InputsView
+from desktop.ui.compare.compare_views import OutputColumn
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.notice import Notice

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.engine.model import GenerationStream
@@ -61,6 +62,9 @@ class Call:
         Call._alive.discard(self)
         if self.discarded:
             return
+        callback = self._on_error if error is not None else self._on_done
+        if _receiver_gone(callback):  # its widget was closed while the call ran: nobody to tell
+            return
         if error is not None:
             if self._on_error is not None:
                 self._on_error(error)
@@ -73,6 +77,12 @@ class Call:
     def wait(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def _receiver_gone(callback: Callable | None) -> bool:
+    """A bound method of a Qt object whose C++ side is already deleted (a closed window's widget)."""
+    owner = getattr(callback, "__self__", None)
+    return isinstance(owner, QObject) and not shiboken6.isValid(owner)
 
 
 def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
@@ -98,10 +108,6 @@ class JobControl:
     def status(self, text: str) -> None:
         """A one-line state for the pane ("waiting for the model…")."""
         self._job._queue.append(("status", text))
-
-    def sleep(self, seconds: float) -> bool:
-        """Wait, waking early on cancel; returns False if cancelled."""
-        return not self._job._cancelled.wait(seconds)
 
 
 def say_if_waiting(control: JobControl, stream: GenerationStream, what: str = "this model") -> GenerationStream:
