@@ -12,8 +12,8 @@ import pytest
 from desktop.core.errors import EngineBusy
 from desktop.engine import FinalEvent, LoadOptions, SamplingParams, load_model
 from desktop.engine.backends import Hardware, hardware, open_model, split_threads
-from desktop.engine.messages import Chat, Complete, Done, Failed, Final, Score, Token
-from desktop.engine.model import Capabilities, GenerationStream
+from desktop.engine.messages import Chat, Complete, Done, Failed, Final, Score, Token, VocabId
+from desktop.engine.model import Capabilities, GenerationStream, Model, ModelInfo
 
 OPTS = LoadOptions(threads=1, n_ctx=1024)
 LONG = SamplingParams(max_tokens=60, seed=3, temperature=1.0)
@@ -26,7 +26,8 @@ def base(tiny_base):
 
 
 def test_the_local_handle_is_a_model_that_queues(base):
-    # isinstance(base, Model) holds once vocab_id lands (the alignment-lens work adds it)
+    assert isinstance(base, Model) and isinstance(base.info, ModelInfo)
+    assert base.vocab_id.startswith(f"{base.info.n_vocab}:")
     caps = base.capabilities
     assert isinstance(caps, Capabilities) and caps.queues and not caps.remote and caps.top_logprobs == 20
     stream = base.complete("hello", SamplingParams(max_tokens=2, seed=1))
@@ -88,7 +89,7 @@ def test_hardware_is_a_typed_value():
 
 @pytest.mark.parametrize("message", [
     Complete("hi", SamplingParams(seed=1), 2), Chat([{"role": "user", "content": "hi"}], None, SamplingParams()),
-    Score("a", "b", True, "sys"), Token("x", 5, math.inf, (("y", 6, -1.5),)), Final(FinalEvent("stop", "x")),
+    Score("a", "b", True, "sys"), Score("a", [5, 6], False, None, 3), VocabId(), Token("x", 5, math.inf, (("y", 6, -1.5),)), Final(FinalEvent("stop", "x")),
     Done([1, 2]), Failed(EngineBusy("busy")),
 ])
 def test_worker_messages_pickle_as_themselves(message):

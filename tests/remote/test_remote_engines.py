@@ -242,11 +242,14 @@ def test_ollama_raw_generate_ndjson(ollama):
 
 
 def test_a_remote_model_satisfies_the_model_protocol(vllm):
-    from desktop.engine.model import Model, ModelInfo
+    from desktop.engine.model import GenerationStream, Model, ModelInfo
 
     m = connect(vllm.url, offline=False, verify=False)
     assert isinstance(m, Model) and isinstance(m.info, ModelInfo)
     assert m.vocab_id == ""  # a server does not publish its vocabulary
+    stream = m.complete("Hi", SamplingParams(max_tokens=2, temperature=0))
+    assert isinstance(stream, GenerationStream) and stream.waiting is False
+    stream.text()
     m.close()
 
 
