@@ -106,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # a frozen build's engine workers re-enter here
     from desktop import __version__
+    from desktop.core.errors import QtPlatformError
+    from desktop.core.qt_platform import check_qt_platform
 
+    try:  # before Qt: its own failure is an abort that names neither the library nor the package
+        check_qt_platform()
+    except QtPlatformError as exc:
+        sys.stderr.write(f"tandem: error: {exc}\n")
+        return 1
     app = create_application(argv)
     _install_excepthook()
     logging.getLogger("tandem").info("starting Tandem %s", __version__)

@@ -18,7 +18,8 @@
     │       └── DownloadCancelled    the user cancelled (the .part file is kept when paused)
     ├── LibraryError                 the local model library (import, remove, bad names)
     ├── SettingsError                a settings value is out of range or the file is unreadable
-    └── HistoryError                 the history database could not be read or written
+    ├── HistoryError                 the history database could not be read or written
+    └── QtPlatformError              Qt can't open a window: system libraries for its xcb plugin are missing
 
 Errors cross the engine's process boundary by pickling, so every class keeps its constructor
 arguments in ``args`` (the default behaviour of ``Exception``).
@@ -114,3 +115,16 @@ class SettingsError(TandemError):
 
 class HistoryError(TandemError):
     """The history database could not be read or written."""
+
+
+class QtPlatformError(TandemError):
+    """Qt's xcb platform plugin can't load: system libraries are missing (carries sonames and packages)."""
+
+    def __init__(self, missing: list[str], packages: list[str]):
+        super().__init__(missing, packages)
+        self.missing, self.packages = list(missing), list(packages)
+
+    def __str__(self) -> str:
+        return (f"the window can't open: Qt's X11 (xcb) plugin needs {', '.join(self.missing)}, missing on this "
+                f"system; install them with: sudo apt install {' '.join(self.packages)} (Debian/Ubuntu), or run "
+                "under Wayland (QT_QPA_PLATFORM=wayland)")
