@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.catalog import Catalog, Family
 from desktop.core.fit import FitEstimate, human_bytes
-from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, format_ctx
+from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, badge_css, format_ctx
 
 COLUMNS = ("Pair", "Licence", "Context", "Quant", "Download", "Fit", "")
 COL_PAIR, COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(COLUMNS))
@@ -65,6 +65,7 @@ class CatalogView(QWidget):
         self.offline: str | None = None
         self.quant_choice: dict[str, str] = {}
         self.families: list[Family] = []
+        self._missing: dict[str, list[tuple[str, str]]] = {}  # family id -> files its button queues
 
         self.memory_label = QLabel("Reading this machine's free memory…")
         self.memory_label.setObjectName("memoryLabel")
@@ -82,6 +83,8 @@ class CatalogView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_PAIR, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_FIT, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.verticalHeader().setDefaultSectionSize(36)
         fit_header = self.table.horizontalHeaderItem(COL_FIT)
@@ -94,6 +97,7 @@ class CatalogView(QWidget):
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
+        self._fit_widths()
 
     # --- inputs ----------------------------------------------------------------------------------
 
@@ -170,24 +174,49 @@ class CatalogView(QWidget):
         size_item.setData(Qt.ItemDataRole.UserRole, size)
         self.table.setItem(row, COL_SIZE, size_item)
 
-        self.table.setCellWidget(row, COL_FIT, self._fit_badge(fam, quant))
-        self.table.setCellWidget(row, COL_ACTION, self._action(fam, files))
+        self._fit_badge(row, fam, quant)
+        self._action(row, fam, files)
 
-    def _fit_badge(self, fam: Family, quant: str) -> QWidget:
+    # Cell widgets are made once per row and updated in place. Replacing them (setCellWidget on a filled
+    # cell) while the old button is still delivering its click left the old badge and button painted at
+    # the table's top-left, over the first row's name, until the next full repaint.
+
+    def _cell(self, row: int, column: int, make: Callable[[], QWidget]) -> QWidget:
+        holder = self.table.cellWidget(row, column)
+        if holder is None:
+            holder = make()
+            self.table.setCellWidget(row, column, holder)
+        return holder
+
+    def _fit_badge(self, row: int, fam: Family, quant: str) -> None:
+        holder = self._cell(row, COL_FIT, lambda: badge_cell("…", None))
+        label = holder.findChild(QLabel, "fitVerdict")
         if self.memory is None:
-            return badge_cell("…", None, "Reading this machine's free memory")
-        fit = pair_fit(fam, self.memory, self.n_ctx, quant)
-        return badge_cell(fit.verdict, FIT_STYLE[fit.verdict], fit.explanation)
+            text, style, tip = "…", None, "Reading this machine's free memory"
+        else:
+            fit = pair_fit(fam, self.memory, self.n_ctx, quant)
+            text, style, tip = fit.verdict, FIT_STYLE[fit.verdict], fit.explanation
+        label.setText(text)
+        label.setStyleSheet(badge_css(*style) if style else "")
+        label.setToolTip(tip)
+        label.adjustSize()
 
-    def _action(self, fam: Family, files: list) -> QWidget:
+    def _make_action(self, row: int) -> QWidget:
         holder = QWidget()
         layout = QHBoxLayout(holder)
         layout.setContentsMargins(4, 2, 4, 2)
-        have = [f.file.lower() in self.installed for f in files]
-        busy = [self.busy(f.repo, f.file) for f in files]
         button = QPushButton()
         button.setObjectName("downloadPairButton")
+        button.clicked.connect(lambda _=False, r=row: self._on_action(r))
+        layout.addWidget(button)
+        return holder
+
+    def _action(self, row: int, fam: Family, files: list) -> None:
+        button = self._cell(row, COL_ACTION, lambda: self._make_action(row)).findChild(QPushButton)
+        have = [f.file.lower() in self.installed for f in files]
+        busy = [self.busy(f.repo, f.file) for f in files]
         missing = [(f.repo, f.file) for f, h, b in zip(files, have, busy, strict=True) if not h and not b]
+        self._missing[fam.id] = missing
         if all(have):
             button.setText("Installed ✓")
             button.setEnabled(False)
@@ -203,9 +232,34 @@ class CatalogView(QWidget):
             button.setEnabled(self.offline is None)
             if self.offline:
                 button.setToolTip(self.offline)
-            button.clicked.connect(lambda _=False, m=missing, fid=fam.id: self.downloadRequested.emit(fid, list(m)))
-        layout.addWidget(button)
-        return holder
+
+    def _on_action(self, row: int) -> None:
+        if row >= len(self.families):
+            return
+        family_id = self.families[row].id
+        missing = self._missing.get(family_id)
+        if missing and self.offline is None:
+            self.downloadRequested.emit(family_id, list(missing))
+
+    def _fit_widths(self) -> None:
+        """The Fit and action columns as wide as their widest possible content, so a badge or button that
+        changes text ("…" → "won't fit", "Download pair" → "Downloading…") is never clipped."""
+        probe = badge_cell("won't fit", FIT_STYLE["won't fit"])
+        self.table.horizontalHeader().resizeSection(COL_FIT, max(probe.sizeHint().width() + 8,
+                                                                   self._header_width(COL_FIT)))
+        probe.deleteLater()
+        holder = self._make_action(-1)
+        button = holder.findChild(QPushButton)
+        widest = 0
+        for text in ("Download pair", "Get the instruct model", "Installed ✓", "Downloading…"):
+            button.setText(text)
+            widest = max(widest, holder.sizeHint().width())
+        holder.deleteLater()
+        self.table.horizontalHeader().resizeSection(COL_ACTION, widest + 4)
+
+    def _header_width(self, column: int) -> int:
+        text = self.table.horizontalHeaderItem(column).text()
+        return self.table.horizontalHeader().fontMetrics().horizontalAdvance(text) + 16
 
     def _on_quant(self, family_id: str, quant: str) -> None:
         self.quant_choice[family_id] = quant
