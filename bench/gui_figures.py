@@ -188,3 +188,78 @@ def gui_stall(results: Results, base: Path, instruct: Path, threads: int, second
             f"Qt platform {platform}")
     return results.add(Figure(key="gui_stall", label=label, unit="ms", value=data["max_gap_ms"],
                               target=STALL_TARGET, note=note, extra=data))
+
+
+def first_run_stall(results: Results, base: Path, instruct: Path, threads: int = 1, log: Log = print) -> Figure:
+    """Longest GUI stall through the first run with real files: empty library → download the SmolLM2 135M
+    pair from a loopback hub serving ``base`` and ``instruct`` under its catalog names → Compare → World Cup
+    → Run both → analysis (``firstrun_child.py``, steps in ``bench/first_run.py``)."""
+    from bench.first_run import served_files
+    from bench.hub_server import HubFileServer
+
+    label = "Longest GUI stall, first run (download → library → Compare run → analysis)"
+    log(f"GUI stall on the first-run path with {Path(base).name} and {Path(instruct).name} (threads {threads})")
+    try:
+        data = run_first_run_child(base, instruct, threads)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=None, target=STALL_TARGET,
+                                  note=f"not measured: {exc}"))
+    if data.get("error"):
+        return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=None, target=STALL_TARGET,
+                                  note=f"not measured: {data['error']}", extra=data))
+    steps = ", ".join(f"{k} {v:.0f} ms" for k, v in data["steps_max_gap_ms"].items())
+    note = (f"longest gap between 5 ms timer ticks on the GUI thread from the window's show to the end "
+            f"of the analysis; per step: {steps}; {data['gaps_over_33ms']} gaps over 33 ms; step times "
+            f"{data['steps_s']}; files served by {HubFileServer.__name__} under the catalog's names "
+            f"{[n for _r, n in served_files(base, instruct)]}; Qt platform {data.get('platform')}")
+    return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=data["max_gap_ms"],
+                              target=STALL_TARGET, note=note, extra=data))
+
+
+def run_first_run_child(base: Path, instruct: Path, threads: int = 1, timeout_s: float = 900,
+                        env_extra: dict | None = None, on_start: Callable[[int], None] | None = None) -> dict:
+    """One first-run in a fresh GUI process with its own empty TANDEM_HOME; returns its JSON."""
+    from bench.first_run import served_files
+    from bench.hub_server import HubFileServer
+
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-home-") as home, \
+            HubFileServer.real_files(served_files(base, instruct)) as hub, \
+            gui_environment(Path(home)) as (env, platform):
+        env.pop("HF_HUB_OFFLINE", None)
+        env["HF_ENDPOINT"] = hub.endpoint
+        env["HF_HOME"] = str(Path(home) / "hf")
+        env.update(env_extra or {})
+        config = {"threads": threads, "timeout_s": timeout_s}
+        child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("firstrun_child.py")),
+                                  json.dumps(config), str(REPO)], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+        if on_start is not None:
+            on_start(child.pid)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise RuntimeError(f"the GUI process failed (exit {child.returncode}): {tail[:200]}")
+        data = json.loads(lines[-1])
+        data["platform"] = platform
+        return data
+
+
+def _first_run_main(argv: list[str]) -> int:
+    """``python -m bench.gui_figures BASE INSTRUCT [THREADS]``: the first-run stall figure alone, PASS/FAIL."""
+    base, instruct = Path(argv[0]), Path(argv[1])
+    results = Results(machine={}, config={})
+    fig = first_run_stall(results, base, instruct, threads=int(argv[2]) if len(argv) > 2 else 1)
+    value = "not measured" if fig.value is None else f"{fig.value:.0f} ms"
+    print(f"{fig.verdict} GUI stall <= 33 ms through download → library → Compare run → analysis with the real "
+          f"files: {value}")
+    print(fig.note)
+    return 0 if fig.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_first_run_main(sys.argv[1:]))

@@ -64,6 +64,7 @@ class CatalogView(QWidget):
         self.busy: Callable[[str, str], bool] = lambda repo, file: False
         self.offline: str | None = None
         self.quant_choice: dict[str, str] = {}
+        self._row_keys: dict[int, tuple] = {}  # row -> the inputs it was last filled from
         self.families: list[Family] = []
         self._missing: dict[str, list[tuple[str, str]]] = {}  # family id -> files its button queues
 
@@ -81,7 +82,9 @@ class CatalogView(QWidget):
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Sized when rows are filled (refresh), not by ResizeToContents: that mode re-measures every row's
+        # cells and widgets on each change of any item, a GUI stall of tenths of a second per download event.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_PAIR, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_FIT, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
@@ -120,9 +123,26 @@ class CatalogView(QWidget):
         if self.memory is not None:
             self.memory_label.setText(f"This machine: {self.memory.describe()}. Fit is for both models loaded "
                                       f"at once with up to {self.n_ctx:,} tokens of context.")
-        self.table.setRowCount(len(self.families))
+        if self.table.rowCount() != len(self.families):
+            self.table.setRowCount(len(self.families))
+            self._row_keys.clear()
+        changed = False
         for row, fam in enumerate(self.families):
-            self._fill_row(row, fam)
+            key = self._row_key(fam)
+            if self._row_keys.get(row) != key:  # the page pushes its context on every download event:
+                self._row_keys[row] = key       # refill only the rows whose inputs changed
+                self._fill_row(row, fam)
+                changed = True
+        if changed:
+            for column in (COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE):
+                self.table.resizeColumnToContents(column)
+
+    def _row_key(self, fam: Family) -> tuple:
+        """Everything a row shows depends on: the same key, the same row."""
+        quant = self.quant_choice.get(fam.id) or pair_quants(fam)[0]
+        files = pair_files(fam, quant)
+        return (fam.id, quant, self.memory, self.n_ctx, self.offline,
+                tuple(f.file.lower() in self.installed for f in files), tuple(self.busy(f.repo, f.file) for f in files))
 
     def _fill_row(self, row: int, fam: Family) -> None:
         quants = pair_quants(fam)
@@ -263,9 +283,7 @@ class CatalogView(QWidget):
 
     def _on_quant(self, family_id: str, quant: str) -> None:
         self.quant_choice[family_id] = quant
-        row = next((i for i, f in enumerate(self.families) if f.id == family_id), None)
-        if row is not None:
-            self._fill_row(row, self.families[row])
+        self.refresh()
 
     # --- for the page and tests ------------------------------------------------------------------
 
