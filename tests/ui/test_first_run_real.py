@@ -39,6 +39,7 @@ def test_first_run_downloads_the_pair_and_compare_fills_both_columns(qtbot, monk
     from desktop.ui.runtime.context import AppContext
 
     base, instruct = real_models
+    (tandem_home / "models").mkdir()
     save_settings(Settings(models_dir=str(tandem_home / "models"), threads=1, gpu_layers="0"))
     with HubFileServer.real_files(served_files(base, instruct)) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
