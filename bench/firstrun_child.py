@@ -27,6 +27,9 @@ def main() -> None:
     context = AppContext()
     context.update_settings(threads=int(config["threads"]))
     window = create_main_window(context)
+    from desktop.ui.runtime import collector
+
+    collector.freeze_after_start()  # as desktop.app.main does before the window shows
     window.resize(1400, 900)
     window.show()
     meter.start(watchdog=bool(os.environ.get("TANDEM_STALL_STACKS")))  # from the window's show: its first paint and what follows count (building it is the cold start)

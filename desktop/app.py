@@ -127,5 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         log_exception("could not start")
         QMessageBox.critical(None, "Tandem can't start", str(exc))
         return 1
+    from desktop.ui.runtime import collector
+
+    collector.freeze_after_start()
     window.show()
     return app.exec()
