@@ -58,6 +58,7 @@ class StallMeter:
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
 
+        self.others: dict[str, dict[str, int]] = {}  # step -> other threads' innermost app frame -> samples
         self.stacks: dict[str, dict[str, int]] = {}  # step -> "frame <- frame ..." -> samples (watchdog)
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
@@ -82,9 +83,18 @@ class StallMeter:
             last = self.last
             if last is None or time.perf_counter() - last < 0.025:
                 continue
-            frame = sys._current_frames().get(gui_thread)
+            frames = sys._current_frames()
+            frame = frames.get(gui_thread)
             if frame is None:
                 continue
+            for ident, other in frames.items():  # what our other threads run meanwhile (GIL holders?)
+                if ident in (gui_thread, threading.get_ident()):
+                    continue
+                mine = [f"{Path(fs.filename).stem}.{fs.name}:{fs.lineno}" for fs in traceback.extract_stack(other)
+                        if "/desktop/" in fs.filename]
+                if mine:
+                    bucket = self.others.setdefault(self.step, {})
+                    bucket[mine[-1]] = bucket.get(mine[-1], 0) + 1
             own = [f"{Path(fs.filename).stem}.{fs.name}:{fs.lineno}" for fs in traceback.extract_stack(frame)
                    if "/desktop/" in fs.filename or "/bench/" in fs.filename or "PySide6" in fs.filename]
             key = " <- ".join(reversed(own[-4:]))
@@ -113,7 +123,9 @@ class StallMeter:
                 "steps_max_gap_ms": {k: round(1000 * v, 1) for k, v in self.worst.items()},
                 "max_gap_cpu_ms": 1000 * max(self.worst_cpu.values(), default=0.0),
                 "steps_max_gap_cpu_ms": {k: round(1000 * v, 1) for k, v in self.worst_cpu.items()},
-                "stall_stacks": {step: sorted(b.items(), key=lambda kv: -kv[1])[:8] for step, b in self.stacks.items()}}
+                "stall_stacks": {step: sorted(b.items(), key=lambda kv: -kv[1])[:8] for step, b in self.stacks.items()},
+                "stall_other_threads": {step: sorted(b.items(), key=lambda kv: -kv[1])[:8]
+                                        for step, b in self.others.items()}}
 
 
 class FirstRun:

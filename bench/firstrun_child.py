@@ -23,6 +23,8 @@ def main() -> None:
     from desktop.ui.runtime.context import AppContext
 
     app = create_application(["tandem"])  # as the app starts: its GUI-thread garbage collector included
+    if os.environ.get("TANDEM_BENCH_SWITCH_INTERVAL"):  # A/B of the app's GIL switch interval
+        sys.setswitchinterval(float(os.environ["TANDEM_BENCH_SWITCH_INTERVAL"]))
     meter = StallMeter()
     context = AppContext()
     context.update_settings(threads=int(config["threads"]))

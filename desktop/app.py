@@ -63,6 +63,11 @@ def create_application(argv: list[str] | None = None):
     if app is not None:
         return app
     app = QApplication(list(sys.argv if argv is None else argv) or ["tandem"])
+    # A background thread running Python (a GGUF header walk, a download's bookkeeping) keeps the GIL for up
+    # to the switch interval each time the GUI thread asks for it, and painting one frame asks many times:
+    # at CPython's 5 ms the first-run bench saw 150-300 ms frames while a model file was checked. 1 ms keeps
+    # the GUI thread's waits short; the background work gets the same share of time.
+    sys.setswitchinterval(0.001)
     from desktop.ui.runtime import collector
 
     collector.install(app)  # garbage collection on the GUI thread only (see desktop/ui/runtime/collector.py)
