@@ -188,3 +188,86 @@ def gui_stall(results: Results, base: Path, instruct: Path, threads: int, second
             f"Qt platform {platform}")
     return results.add(Figure(key="gui_stall", label=label, unit="ms", value=data["max_gap_ms"],
                               target=STALL_TARGET, note=note, extra=data))
+
+
+def first_run_stall(results: Results, base: Path, instruct: Path, threads: int = 1, log: Log = print) -> Figure:
+    """Longest GUI stall through the first run with real files: empty library → download the SmolLM2 135M
+    pair from a loopback hub serving ``base`` and ``instruct`` under its catalog names → Compare → World Cup
+    → Run both → analysis (``firstrun_child.py``, steps in ``bench/first_run.py``)."""
+    from bench.first_run import served_files
+    from bench.hub_server import HubFileServer
+
+    label = "Longest GUI stall, first run (download → library → Compare run → analysis)"
+    log(f"GUI stall on the first-run path with {Path(base).name} and {Path(instruct).name} (threads {threads})")
+    try:
+        data = run_first_run_child(base, instruct, threads)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=None, target=STALL_TARGET,
+                                  note=f"not measured: {exc}"))
+    if data.get("error"):
+        return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=None, target=STALL_TARGET,
+                                  note=f"not measured: {data['error']}", extra=data))
+    steps = ", ".join(f"{k} {v:.0f} ms" for k, v in data["steps_max_gap_ms"].items())
+    cpu_steps = ", ".join(f"{k} {v:.0f} ms" for k, v in data["steps_max_gap_cpu_ms"].items())
+    load = f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
+    note = (f"longest gap between 5 ms timer ticks on the GUI thread from the window's show to the end "
+            f"of the analysis; per step: {steps}; {data['gaps_over_33ms']} gaps over 33 ms; step times "
+            f"{data['steps_s']}; files served by {HubFileServer.__name__} under the catalog's names "
+            f"{[n for _r, n in served_files(base, instruct)]}; Qt platform {data.get('platform')}{load}")
+    results.add(Figure(key="first_run_stall_cpu", label=label.replace("Longest GUI stall", "Longest GUI-thread work"),
+                       unit="ms", value=data["max_gap_cpu_ms"], target=STALL_TARGET, extra={"steps": cpu_steps},
+                       note=f"the GUI thread's own CPU time within its longest gap, per step: {cpu_steps} (the part "
+                            "of a stall that is the app's work, not other processes holding the cores)"))
+    return results.add(Figure(key="first_run_stall", label=label, unit="ms", value=data["max_gap_ms"],
+                              target=STALL_TARGET, note=note, extra=data))
+
+
+def run_first_run_child(base: Path, instruct: Path, threads: int = 1, timeout_s: float = 900,
+                        env_extra: dict | None = None, on_start: Callable[[int], None] | None = None) -> dict:
+    """One first-run in a fresh GUI process with its own empty TANDEM_HOME; returns its JSON."""
+    from bench.first_run import served_files
+    from bench.hub_server import HubFileServer
+
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-home-") as home, \
+            HubFileServer.real_files(served_files(base, instruct)) as hub, \
+            gui_environment(Path(home)) as (env, platform):
+        env.pop("HF_HUB_OFFLINE", None)
+        env["HF_ENDPOINT"] = hub.endpoint
+        env["HF_HOME"] = str(Path(home) / "hf")
+        env.update(env_extra or {})
+        config = {"threads": threads, "timeout_s": timeout_s}
+        child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("firstrun_child.py")),
+                                  json.dumps(config), str(REPO)], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+        if on_start is not None:
+            on_start(child.pid)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise RuntimeError(f"the GUI process failed (exit {child.returncode}): {tail[:200]}")
+        data = json.loads(lines[-1])
+        data["platform"] = platform
+        return data
+
+
+def _first_run_main(argv: list[str]) -> int:
+    """``python -m bench.gui_figures BASE INSTRUCT [THREADS]``: the first-run stall figure alone, PASS/FAIL."""
+    base, instruct = Path(argv[0]), Path(argv[1])
+    results = Results(machine={}, config={})
+    fig = first_run_stall(results, base, instruct, threads=int(argv[2]) if len(argv) > 2 else 1)
+    for figure in results.figures:
+        value = "not measured" if figure.value is None else f"{figure.value:.0f} ms"
+        what = "GUI stall" if figure.key == "first_run_stall" else "GUI-thread work in a stall"
+        print(f"{figure.verdict} {what} <= 33 ms through download → library → Compare run → analysis with the "
+              f"real files: {value}")
+        print(f"  {figure.note}")
+    return 0 if fig.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_first_run_main(sys.argv[1:]))

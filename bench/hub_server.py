@@ -13,25 +13,49 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 CHUNK = 1 << 20
 
 
+class _Served:
+    """One file the server knows: its size, sha256 and a way to read a range of it."""
+
+    def __init__(self, size: int, sha256: str, read):
+        self.size, self.sha256, self.read = size, sha256, read
+
+
 class HubFileServer:
-    def __init__(self, size_mb: int, rate_mb_s: float, filename: str = "bench-download.gguf"):
+    """``HubFileServer(size_mb, rate_mb_s)`` serves one file of random bytes at that rate;
+    ``HubFileServer.real_files({(repo, filename): path})`` serves files from disk under hub names, as fast as
+    loopback goes (or at ``rate_mb_s``)."""
+
+    def __init__(self, size_mb: int = 0, rate_mb_s: float | None = None, filename: str = "bench-download.gguf",
+                 *, files: dict[tuple[str, str], Path] | None = None):
         self.filename = filename
         self.repo = "tandem-bench/download"
         self.commit = "b" * 40
-        self.chunk = os.urandom(CHUNK)
-        self.size = size_mb * CHUNK
-        self.rate = rate_mb_s * CHUNK
-        digest = hashlib.sha256()
-        for _ in range(size_mb):
-            digest.update(self.chunk)
-        self.sha256 = digest.hexdigest()
+        self.rate = rate_mb_s * CHUNK if rate_mb_s else None
+        self.files: dict[str, _Served] = {}  # "repo/filename" -> file
+        if files is None:
+            chunk = os.urandom(CHUNK)
+            digest = hashlib.sha256()
+            for _ in range(size_mb):
+                digest.update(chunk)
+            self.size = size_mb * CHUNK
+            self.sha256 = digest.hexdigest()
+            self.files[f"{self.repo}/{filename}"] = _Served(
+                self.size, self.sha256, lambda offset, n: chunk[offset % CHUNK:][:n])
+        for (repo, name), path in (files or {}).items():
+            self.files[f"{repo}/{name}"] = _Served(Path(path).stat().st_size, _sha256(Path(path)),
+                                                   _file_reader(Path(path)))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="bench-hub")
+
+    @classmethod
+    def real_files(cls, files: dict[tuple[str, str], Path], rate_mb_s: float | None = None) -> HubFileServer:
+        return cls(rate_mb_s=rate_mb_s, files=files)
 
     @property
     def endpoint(self) -> str:
@@ -46,6 +70,13 @@ class HubFileServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def _find(self, path: str) -> _Served | None:
+        # /{owner}/{name}/resolve/{revision}/{filename}
+        parts = path.split("?")[0].lstrip("/").split("/")
+        if len(parts) < 5 or parts[2] != "resolve":
+            return None
+        return self.files.get(f"{parts[0]}/{parts[1]}/{'/'.join(parts[4:])}")
+
     def _handler(self):
         server = self
 
@@ -55,50 +86,73 @@ class HubFileServer:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _headers(self, status: int, start: int) -> None:
+            def _headers(self, served: _Served, status: int, start: int) -> None:
                 self.send_response(status)
                 self.send_header("X-Repo-Commit", server.commit)
-                self.send_header("X-Linked-Etag", f'"{server.sha256}"')
-                self.send_header("X-Linked-Size", str(server.size))
-                self.send_header("ETag", f'"{server.sha256}"')
+                self.send_header("X-Linked-Etag", f'"{served.sha256}"')
+                self.send_header("X-Linked-Size", str(served.size))
+                self.send_header("ETag", f'"{served.sha256}"')
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Length", str(server.size - start))
+                self.send_header("Content-Length", str(served.size - start))
                 if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{server.size - 1}/{server.size}")
+                    self.send_header("Content-Range", f"bytes {start}-{served.size - 1}/{served.size}")
                 self.end_headers()
 
-            def _known(self) -> bool:
-                if not self.path.split("?")[0].endswith("/" + server.filename):
+            def _known(self) -> _Served | None:
+                served = server._find(self.path)
+                if served is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    return False
-                return True
+                return served
 
             def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-                if self._known():
-                    self._headers(200, 0)
+                served = self._known()
+                if served is not None:
+                    self._headers(served, 200, 0)
 
             def do_GET(self) -> None:  # noqa: N802
-                if not self._known():
+                served = self._known()
+                if served is None:
                     return
                 start = 0
                 spec = self.headers.get("Range", "")
                 if spec.startswith("bytes="):
                     start = int(spec[6:].split("-")[0] or 0)
-                self._headers(206 if start else 200, start)
+                self._headers(served, 206 if start else 200, start)
                 sent, began = 0, time.perf_counter()
                 offset = start
                 try:
-                    while offset < server.size:
-                        piece = server.chunk[offset % CHUNK:][: min(CHUNK, server.size - offset)]
+                    while offset < served.size:
+                        piece = served.read(offset, min(CHUNK, served.size - offset))
                         self.wfile.write(piece)
                         offset += len(piece)
                         sent += len(piece)
-                        ahead = sent / server.rate - (time.perf_counter() - began)
-                        if ahead > 0:
-                            time.sleep(ahead)
+                        if server.rate:
+                            ahead = sent / server.rate - (time.perf_counter() - began)
+                            if ahead > 0:
+                                time.sleep(ahead)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
         return Handler
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(CHUNK * 4), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_reader(path: Path):
+    lock = threading.Lock()
+    handle = path.open("rb")
+
+    def read(offset: int, n: int) -> bytes:
+        with lock:
+            handle.seek(offset)
+            return handle.read(n)
+
+    return read

@@ -28,7 +28,7 @@ from bench.system import NoiseMeter, loadavg, machine_info  # noqa: E402
 
 Log = Callable[[str], None]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-GROUPS = ("gui", "decode", "prefill", "logprobs", "chat", "compare", "memory", "stall")
+GROUPS = ("gui", "decode", "prefill", "logprobs", "chat", "compare", "memory", "stall", "firstrun")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -156,6 +156,17 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
     if "stall" in groups:
         _show(gui_figures.gui_stall(results, base, instruct_model, threads=max(1, threads // 2),
                                     seconds=8 if args.quick else 20, log=log), log)
+
+    if "firstrun" in groups:  # the real pair, where scripts/real_models.sh has fetched it
+        real = Path(os.environ.get("TANDEM_REAL_MODELS") or Path.home() / ".cache" / "tandem" / "real-models")
+        pair = (real / "gemma-3-270m-q4_k_m.gguf", real / "SmolLM2-135M-Instruct.Q4_1.gguf")
+        if all(p.is_file() for p in pair):
+            gui_figures.first_run_stall(results, *pair, threads=max(1, threads // 2), log=log)
+            for fig in results.figures[-2:]:
+                _show(fig, log)
+        else:
+            results.note(f"First-run stall not measured: run scripts/real_models.sh first (no {pair[0].name} "
+                         f"and {pair[1].name} in {real}).")
 
     elapsed = time.perf_counter() - started
     foreign = noise.foreign_cpu_share(elapsed)

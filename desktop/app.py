@@ -63,6 +63,11 @@ def create_application(argv: list[str] | None = None):
     if app is not None:
         return app
     app = QApplication(list(sys.argv if argv is None else argv) or ["tandem"])
+    # A background thread running Python (a GGUF header walk, a download's bookkeeping) keeps the GIL for up
+    # to the switch interval each time the GUI thread asks for it, and painting one frame asks many times:
+    # at CPython's 5 ms the first-run bench saw 150-300 ms frames while a model file was checked. 1 ms keeps
+    # the GUI thread's waits short; the background work gets the same share of time.
+    sys.setswitchinterval(0.001)
     from desktop.ui.runtime import collector
 
     collector.install(app)  # garbage collection on the GUI thread only (see desktop/ui/runtime/collector.py)
@@ -106,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # a frozen build's engine workers re-enter here
     from desktop import __version__
+    from desktop.core.errors import QtPlatformError
+    from desktop.core.qt_platform import check_qt_platform
 
+    try:  # before Qt: its own failure is an abort that names neither the library nor the package
+        check_qt_platform()
+    except QtPlatformError as exc:
+        sys.stderr.write(f"tandem: error: {exc}\n")
+        return 1
     app = create_application(argv)
     _install_excepthook()
     logging.getLogger("tandem").info("starting Tandem %s", __version__)
@@ -120,5 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         log_exception("could not start")
         QMessageBox.critical(None, "Tandem can't start", str(exc))
         return 1
+    from desktop.ui.runtime import collector
+
+    collector.freeze_after_start()
     window.show()
     return app.exec()

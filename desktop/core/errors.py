@@ -27,7 +27,8 @@
     ├── EndpointError                the endpoints store: bad name or URL, no keyring, unknown endpoint
     ├── HistoryError                 the history database could not be read or written
     ├── VocabMismatch                two models that must share a vocabulary (token shift) do not
-    └── ExperimentError              a prompt set or an experiment folder can't be used
+    ├── ExperimentError              a prompt set or an experiment folder can't be used
+    └── QtPlatformError              Qt can't open a window: system libraries for its xcb plugin are missing
 
 Errors cross the engine's process boundary by pickling, so every class keeps its constructor
 arguments in ``args`` (the default behaviour of ``Exception``).
@@ -168,3 +169,16 @@ class VocabMismatch(TandemError):
 
 class ExperimentError(TandemError):
     """A prompt set, an experiment folder or its settings can't be used."""
+
+
+class QtPlatformError(TandemError):
+    """Qt's xcb platform plugin can't load: system libraries are missing (carries sonames and packages)."""
+
+    def __init__(self, missing: list[str], packages: list[str]):
+        super().__init__(missing, packages)
+        self.missing, self.packages = list(missing), list(packages)
+
+    def __str__(self) -> str:
+        return (f"the window can't open: Qt's X11 (xcb) plugin needs {', '.join(self.missing)}, missing on this "
+                f"system; install them with: sudo apt install {' '.join(self.packages)} (Debian/Ubuntu), or run "
+                "under Wayland (QT_QPA_PLATFORM=wayland)")

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLineEdit, QMessageBox, QTreeWidgetItem
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QLineEdit, QMessageBox, QTreeWidgetItem, QWidget
 
 from desktop.core.catalog import load_catalog
 from desktop.core.fit import GiB, human_bytes
@@ -154,6 +154,48 @@ def test_empty_library_downloads_the_smallest_pair_that_fits_with_one_button(pag
     assert by_name[base.file].pair == models_folder / instruct.file  # the pair is linked in the library
     assert not card.isVisible()
     assert page.catalog_view.action_button(expected.id).text() == "Installed ✓"
+
+
+def test_catalog_cells_stay_in_their_cells_and_badges_are_not_clipped_after_download_pair(page, qtbot, hub,
+                                                                                          tiny_base, tiny_instruct):
+    """Clicking "Download pair" on the first row once left the old button and badge painted over that row's
+    name, and the Fit badge was cut to "fits fi"."""
+    view = page.catalog_view
+    page.tabs.setCurrentIndex(TAB_CATALOG)
+    page.set_memory(MachineMemory(free_ram=3 * GiB, total_ram=4 * GiB))  # fits, tight and won't fit rows
+    fam = view.families[0]
+    base, instruct = pair_files(fam, view.current_quant(fam.id))
+    hub.delay = 0.01  # a slow download: the row stays "Downloading…" while it is looked at
+    hub.add_repo(base.repo, {base.file: tiny_base.read_bytes()})
+    hub.add_repo(instruct.repo, {instruct.file: tiny_instruct.read_bytes()})
+    view.action_button(fam.id).click()
+    qtbot.waitUntil(lambda: view.action_button(fam.id).text() == "Downloading…", timeout=WAIT_MS)
+    qtbot.wait(50)  # the deferred deletions and geometry updates
+
+    table = view.table
+    verdicts = set()
+    for row in range(table.rowCount()):
+        for column in range(table.columnCount()):
+            holder = table.cellWidget(row, column)
+            if holder is None:
+                continue
+            cell = table.visualRect(table.model().index(row, column))
+            assert holder.isVisible() and cell.contains(holder.geometry()), (row, column)
+            for child in holder.findChildren(QWidget):
+                if not child.isVisible():
+                    continue
+                inside = child.geometry().translated(holder.pos())
+                assert cell.contains(inside), (row, column, child.objectName())
+                text = getattr(child, "text", lambda: "")()
+                if text:  # the whole text fits the widget (a badge's padding or a button's bevel aside)
+                    assert child.fontMetrics().horizontalAdvance(text) <= child.contentsRect().width(), text
+        verdicts.add(view.verdict(view.families[row].id))
+    assert {"fits", "won't fit"} <= verdicts
+    # Nothing else is painted in the table: every visible widget on its viewport is a cell's widget.
+    cells = {id(table.cellWidget(r, c)) for r in range(table.rowCount()) for c in range(table.columnCount())}
+    strays = [w for w in table.viewport().findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+              if w.isVisible() and id(w) not in cells]
+    assert strays == []
 
 
 # --- Hugging Face search ------------------------------------------------------------------------------

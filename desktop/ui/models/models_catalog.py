@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.catalog import Catalog, Family
 from desktop.core.fit import FitEstimate, human_bytes
-from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, format_ctx
+from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, badge_css, format_ctx
 
 COLUMNS = ("Pair", "Licence", "Context", "Quant", "Download", "Fit", "")
 COL_PAIR, COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(COLUMNS))
@@ -64,7 +64,9 @@ class CatalogView(QWidget):
         self.busy: Callable[[str, str], bool] = lambda repo, file: False
         self.offline: str | None = None
         self.quant_choice: dict[str, str] = {}
+        self._row_keys: dict[int, tuple] = {}  # row -> the inputs it was last filled from
         self.families: list[Family] = []
+        self._missing: dict[str, list[tuple[str, str]]] = {}  # family id -> files its button queues
 
         self.memory_label = QLabel("Reading this machine's free memory…")
         self.memory_label.setObjectName("memoryLabel")
@@ -80,8 +82,12 @@ class CatalogView(QWidget):
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Sized when rows are filled (refresh), not by ResizeToContents: that mode re-measures every row's
+        # cells and widgets on each change of any item, a GUI stall of tenths of a second per download event.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_PAIR, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_FIT, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COL_ACTION, QHeaderView.ResizeMode.Fixed)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.verticalHeader().setDefaultSectionSize(36)
         fit_header = self.table.horizontalHeaderItem(COL_FIT)
@@ -94,6 +100,7 @@ class CatalogView(QWidget):
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
+        self._fit_widths()
 
     # --- inputs ----------------------------------------------------------------------------------
 
@@ -116,9 +123,26 @@ class CatalogView(QWidget):
         if self.memory is not None:
             self.memory_label.setText(f"This machine: {self.memory.describe()}. Fit is for both models loaded "
                                       f"at once with up to {self.n_ctx:,} tokens of context.")
-        self.table.setRowCount(len(self.families))
+        if self.table.rowCount() != len(self.families):
+            self.table.setRowCount(len(self.families))
+            self._row_keys.clear()
+        changed = False
         for row, fam in enumerate(self.families):
-            self._fill_row(row, fam)
+            key = self._row_key(fam)
+            if self._row_keys.get(row) != key:  # the page pushes its context on every download event:
+                self._row_keys[row] = key       # refill only the rows whose inputs changed
+                self._fill_row(row, fam)
+                changed = True
+        if changed:
+            for column in (COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE):
+                self.table.resizeColumnToContents(column)
+
+    def _row_key(self, fam: Family) -> tuple:
+        """Everything a row shows depends on: the same key, the same row."""
+        quant = self.quant_choice.get(fam.id) or pair_quants(fam)[0]
+        files = pair_files(fam, quant)
+        return (fam.id, quant, self.memory, self.n_ctx, self.offline,
+                tuple(f.file.lower() in self.installed for f in files), tuple(self.busy(f.repo, f.file) for f in files))
 
     def _fill_row(self, row: int, fam: Family) -> None:
         quants = pair_quants(fam)
@@ -170,24 +194,49 @@ class CatalogView(QWidget):
         size_item.setData(Qt.ItemDataRole.UserRole, size)
         self.table.setItem(row, COL_SIZE, size_item)
 
-        self.table.setCellWidget(row, COL_FIT, self._fit_badge(fam, quant))
-        self.table.setCellWidget(row, COL_ACTION, self._action(fam, files))
+        self._fit_badge(row, fam, quant)
+        self._action(row, fam, files)
 
-    def _fit_badge(self, fam: Family, quant: str) -> QWidget:
+    # Cell widgets are made once per row and updated in place. Replacing them (setCellWidget on a filled
+    # cell) while the old button is still delivering its click left the old badge and button painted at
+    # the table's top-left, over the first row's name, until the next full repaint.
+
+    def _cell(self, row: int, column: int, make: Callable[[], QWidget]) -> QWidget:
+        holder = self.table.cellWidget(row, column)
+        if holder is None:
+            holder = make()
+            self.table.setCellWidget(row, column, holder)
+        return holder
+
+    def _fit_badge(self, row: int, fam: Family, quant: str) -> None:
+        holder = self._cell(row, COL_FIT, lambda: badge_cell("…", None))
+        label = holder.findChild(QLabel, "fitVerdict")
         if self.memory is None:
-            return badge_cell("…", None, "Reading this machine's free memory")
-        fit = pair_fit(fam, self.memory, self.n_ctx, quant)
-        return badge_cell(fit.verdict, FIT_STYLE[fit.verdict], fit.explanation)
+            text, style, tip = "…", None, "Reading this machine's free memory"
+        else:
+            fit = pair_fit(fam, self.memory, self.n_ctx, quant)
+            text, style, tip = fit.verdict, FIT_STYLE[fit.verdict], fit.explanation
+        label.setText(text)
+        label.setStyleSheet(badge_css(*style) if style else "")
+        label.setToolTip(tip)
+        label.adjustSize()
 
-    def _action(self, fam: Family, files: list) -> QWidget:
+    def _make_action(self, row: int) -> QWidget:
         holder = QWidget()
         layout = QHBoxLayout(holder)
         layout.setContentsMargins(4, 2, 4, 2)
-        have = [f.file.lower() in self.installed for f in files]
-        busy = [self.busy(f.repo, f.file) for f in files]
         button = QPushButton()
         button.setObjectName("downloadPairButton")
+        button.clicked.connect(lambda _=False, r=row: self._on_action(r))
+        layout.addWidget(button)
+        return holder
+
+    def _action(self, row: int, fam: Family, files: list) -> None:
+        button = self._cell(row, COL_ACTION, lambda: self._make_action(row)).findChild(QPushButton)
+        have = [f.file.lower() in self.installed for f in files]
+        busy = [self.busy(f.repo, f.file) for f in files]
         missing = [(f.repo, f.file) for f, h, b in zip(files, have, busy, strict=True) if not h and not b]
+        self._missing[fam.id] = missing
         if all(have):
             button.setText("Installed ✓")
             button.setEnabled(False)
@@ -203,15 +252,38 @@ class CatalogView(QWidget):
             button.setEnabled(self.offline is None)
             if self.offline:
                 button.setToolTip(self.offline)
-            button.clicked.connect(lambda _=False, m=missing, fid=fam.id: self.downloadRequested.emit(fid, list(m)))
-        layout.addWidget(button)
-        return holder
+
+    def _on_action(self, row: int) -> None:
+        if row >= len(self.families):
+            return
+        family_id = self.families[row].id
+        missing = self._missing.get(family_id)
+        if missing and self.offline is None:
+            self.downloadRequested.emit(family_id, list(missing))
+
+    def _fit_widths(self) -> None:
+        """The Fit and action columns as wide as their widest possible content, so a badge or button that
+        changes text ("…" → "won't fit", "Download pair" → "Downloading…") is never clipped."""
+        probe = badge_cell("won't fit", FIT_STYLE["won't fit"])
+        self.table.horizontalHeader().resizeSection(COL_FIT, max(probe.sizeHint().width() + 8,
+                                                                   self._header_width(COL_FIT)))
+        probe.deleteLater()
+        holder = self._make_action(-1)
+        button = holder.findChild(QPushButton)
+        widest = 0
+        for text in ("Download pair", "Get the instruct model", "Installed ✓", "Downloading…"):
+            button.setText(text)
+            widest = max(widest, holder.sizeHint().width())
+        holder.deleteLater()
+        self.table.horizontalHeader().resizeSection(COL_ACTION, widest + 4)
+
+    def _header_width(self, column: int) -> int:
+        text = self.table.horizontalHeaderItem(column).text()
+        return self.table.horizontalHeader().fontMetrics().horizontalAdvance(text) + 16
 
     def _on_quant(self, family_id: str, quant: str) -> None:
         self.quant_choice[family_id] = quant
-        row = next((i for i, f in enumerate(self.families) if f.id == family_id), None)
-        if row is not None:
-            self._fill_row(row, self.families[row])
+        self.refresh()
 
     # --- for the page and tests ------------------------------------------------------------------
 

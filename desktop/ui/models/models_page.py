@@ -198,6 +198,7 @@ class ModelsPage(Page):
 
     def _on_catalog(self, result) -> None:
         self.catalog, memory = result
+        self.catalog_view.memory = self.memory or memory  # the rows are filled once, with their verdicts
         self.catalog_view.set_catalog(self.catalog)
         if self.memory is None:  # the hardware report may have answered first
             self.set_memory(memory)

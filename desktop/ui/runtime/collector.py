@@ -62,6 +62,15 @@ class MainThreadCollector(QObject):
             gc.enable()
 
 
+def freeze_after_start() -> None:
+    """Once the main window is built: collect, then freeze what is left (the window's widgets, pages and
+    their closures live as long as the app). Full collections later walk only what the app makes while it
+    runs; unfrozen, the window's tens of thousands of objects made each full collection a visible pause
+    while the first pages were used. Only for the app itself: tests build and drop many windows."""
+    gc.collect()
+    gc.freeze()
+
+
 def install(app: QObject) -> MainThreadCollector:
     """Start collecting on the GUI thread for the life of ``app`` (idempotent)."""
     existing = app.findChild(MainThreadCollector)

@@ -15,6 +15,8 @@ and ``context.models`` (ModelManager) emits loading / loaded / loadFailed / unlo
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,10 @@ class AppContext(QObject):
         self._library: list[LibraryModel] = []
         self._library_scanned = False
         self._scan = None
+        self._write_lock = threading.Lock()  # one settings write at a time, of the latest settings
+        self._save_lock = threading.Lock()
+        self._save_wanted = False
+        self._saver: threading.Thread | None = None
         self._rescan_pending = False
 
     # --- settings --------------------------------------------------------------------------------
@@ -83,8 +89,9 @@ class AppContext(QObject):
     def update_settings(self, **changes: Any) -> Settings:
         """Validate, save atomically and announce. Raises SettingsError (one line) for a bad value."""
         new = dataclasses.replace(self._settings, **changes).validated()
-        save_settings(new)
-        old, self._settings = self._settings, new
+        with self._write_lock:  # the background page-state writer reads self._settings under this lock too
+            save_settings(new)
+            old, self._settings = self._settings, new
         if new.models_dir != old.models_dir:
             self.refresh_library()
         if {k for k in changes if k != "ui_state"}:
@@ -99,10 +106,39 @@ class AppContext(QObject):
         """Remember a page's state (JSON values only) in Settings.ui_state[key]."""
         state = dict(self._settings.ui_state)
         state[key] = value
+        self._settings = dataclasses.replace(self._settings, ui_state=state)
         if save:
-            self.update_settings(ui_state=state)
-        else:
-            self._settings = dataclasses.replace(self._settings, ui_state=state)
+            self._save_later()
+
+    def _save_later(self) -> None:
+        """Page state is saved often (a picked model, a moved splitter). Its write ends in an fsync, which
+        took tenths of a second on the GUI thread while a just-downloaded model was being flushed to disk:
+        it goes to one background thread that writes the latest settings (shutdown() waits for it)."""
+        with self._save_lock:
+            self._save_wanted = True
+            if self._saver is not None:
+                return
+            self._saver = threading.Thread(target=self._save_loop, name="tandem-settings-save", daemon=True)
+            self._saver.start()
+
+    def _save_loop(self) -> None:
+        while True:
+            with self._save_lock:
+                if not self._save_wanted:
+                    self._saver = None
+                    return
+                self._save_wanted = False
+            try:
+                with self._write_lock:
+                    save_settings(self._settings)
+            except Exception:  # noqa: BLE001 - an unwritable settings file must not break the app; logged
+                logging.getLogger("tandem").warning("could not save the page state", exc_info=True)
+
+    def flush_settings(self) -> None:
+        """Wait for a pending page-state write (at shutdown, and for tests that read the file)."""
+        saver = self._saver
+        if saver is not None:
+            saver.join(10)
 
     def load_options(self) -> LoadOptions:
         """How models are loaded, from the settings (threads, GPU layers, context)."""
@@ -159,5 +195,6 @@ class AppContext(QObject):
     # --- shutdown --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        self.flush_settings()
         self.models.shutdown()
         self.history.close()

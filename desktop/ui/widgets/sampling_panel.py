@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -71,6 +70,26 @@ def format_stop_strings(stops: tuple[str, ...] | list[str]) -> str:
     return ", ".join(esc(s) for s in stops)
 
 
+SEED_MAX = 2**31 - 1
+
+
+def line_edit_width(edit: QLineEdit, text: str) -> int:
+    """The width ``edit`` needs to show ``text`` whole in its font: text, Qt's 2 px side margins, the
+    text and contents margins, the cursor, and the style's frame."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QStyle, QStyleOptionFrame
+
+    margins = edit.textMargins()
+    contents = edit.contentsMargins()
+    inner = (edit.fontMetrics().horizontalAdvance(text) + 2 * 2 + 1 + margins.left() + margins.right()
+             + contents.left() + contents.right())
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    size = edit.style().sizeFromContents(QStyle.ContentsType.CT_LineEdit, option,
+                                         QSize(inner, edit.fontMetrics().height()), edit)
+    return max(size.width(), inner + 2 * edit.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth))
+
+
 class SamplingPanel(QWidget):
     """Sampling controls. ``params()`` builds validated SamplingParams (raises ValueError, one line)."""
 
@@ -103,17 +122,14 @@ class SamplingPanel(QWidget):
 
         self.seed = QLineEdit()
         self.seed.setObjectName("seedEdit")
-        self.seed.setValidator(QIntValidator(0, 2**31 - 1, self.seed))
+        self.seed.setValidator(QIntValidator(0, SEED_MAX, self.seed))
         self.seed.setPlaceholderText("random")
         self.seed_pin = QCheckBox("Pin")
         self.seed_pin.setObjectName("seedPin")
         self.seed_pin.setToolTip("Pinned: every run uses this seed and gives the same text.")
         self.seed_pin.toggled.connect(self._pin_toggled)
         self.seed.textChanged.connect(self.changed)
-        seed_row = QHBoxLayout()
-        seed_row.setContentsMargins(0, 0, 0, 0)
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.seed_pin)
+        self.seed.setMinimumWidth(line_edit_width(self.seed, str(SEED_MAX)))  # a 10-digit seed is never cut
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -127,7 +143,8 @@ class SamplingPanel(QWidget):
         seed_label = QLabel("Seed")
         seed_label.setToolTip(_TIPS["seed"])
         self.seed.setToolTip(_TIPS["seed"])
-        form.addRow(seed_label, seed_row)
+        form.addRow(seed_label, self.seed)
+        form.addRow("", self.seed_pin)  # under the box: beside it, a 10-digit seed had no room in a narrow panel
 
         self.reset_button = QPushButton("Reset to defaults")
         self.reset_button.setObjectName("resetSampling")
