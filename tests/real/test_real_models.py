@@ -8,6 +8,7 @@ SmolLM2-135M-Instruct (ChatML): two families, two different tokenizers.
 
 from __future__ import annotations
 
+import json
 import math
 
 import llama_cpp
@@ -175,3 +176,19 @@ def test_cross_scoring_across_two_tokenizers(gemma, smol):
     # Really re-tokenized: Gemma's tokens for the reply are not SmolLM2's.
     assert [t.token_id for t in by_base] != smol.tokenize(chat_text)[-len(by_base):]
     assert all(math.isfinite(t.logprob) and t.logprob <= 0 for t in (*by_instruct, *by_base))
+
+
+def test_importing_the_real_pair_gives_a_library_with_a_base_and_an_instruct_model(real_models, tmp_path, capsys):
+    """README's set-up command for machines without the Hub: `tandem models import $(bash scripts/real_models.sh)`."""
+    from desktop.cli import main
+    from desktop.core.settings import Settings, save_settings
+
+    save_settings(Settings(models_dir=str(tmp_path / "lib")))
+    assert main(["models", "import", str(real_models.gemma), str(real_models.smol)]) == 0
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out) if e["source"] == "library"}
+    assert {n: (e["kind"], e["architecture"], e["broken"]) for n, e in listed.items()} == {
+        "gemma-3-270m-q4_k_m": ("base", "gemma3", None),
+        "SmolLM2-135M-Instruct.Q4_1": ("instruct", "llama", None),
+    }
