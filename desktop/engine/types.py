@@ -18,20 +18,22 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 class LoadOptions:
     """How to load a model. ``n_ctx=None`` means min(trained context, 4096).
 
-    The CPU defaults are llama.cpp's own, chosen from ABBA-interleaved measurements on two real models
-    (Gemma 3 270M Q4_K_M, 262k vocabulary; SmolLM2 135M Q4_1) on a shared 2-core x86 VM; the figures are in
-    README's Performance section. They replaced "no flash attention and n_ubatch 256 on the CPU", which had
-    been measured on random-weight 0.5B shapes only and cost real models 12-20 % of llama-bench's decode:
+    Defaults chosen from ABBA-interleaved measurements on two real models (Gemma 3 270M Q4_K_M, 262k
+    vocabulary; SmolLM2 135M Q4_1) on a shared 2-core x86 VM (figures in README's Performance section). They
+    replaced "no flash attention on the CPU", measured on random-weight 0.5B shapes only, which cost the real
+    models 12-20 % of llama-bench's decode (issue 12):
     - ``flash_attn=None`` -> llama.cpp's ``auto``: it enables flash attention where the device supports it
       (the CPU included). llama-bench on the real models: +3 % (Gemma) / +12 % (SmolLM2) decode at depth 0,
       +15 % / -3 % at depth 2000, +4 % prefill.
-    - ``n_ubatch=None`` -> 512 (llama.cpp's and llama-bench's default), whatever the device.
+    - ``n_ubatch=None`` -> 256 on the CPU, n_batch when offloading. llama.cpp's 512 doubles the compute buffer it
+      reserves (Gemma 3 270M at n_ctx 4096: 257 -> 515 MiB, the 262k-entry logits row per token; SmolLM2:
+      49 -> 98 MiB; the same with and without flash attention) for no decode gain; llama-bench prefilled as
+      fast with 256 here.
     - ``swa_full=False``: a sliding-window model (Gemma 2/3) keeps only its window in the SWA layers' cache,
       as llama-bench and llama-server do. Decoding deep into a context then costs what the window costs,
       not the whole context. The worker restarts a prompt when the window before a reused prefix is gone.
-    - ``n_ctx``: the context is allocated up front but attention only reads the cells in use (padded to
-      256), so 4096 costs memory, not decode speed: 4096 against llama-bench's exactly-sized context stayed
-      within the noise on both models.
+    - ``n_ctx``: min(trained, 4096), as before. Attention reads only the cells in use (padded to 256), so a
+      large context mostly costs memory; the bench loads the app with a context sized like llama-bench's.
     """
 
     n_ctx: int | None = None
@@ -40,11 +42,11 @@ class LoadOptions:
     use_mmap: bool = True
     flash_attn: bool | None = None  # None: llama.cpp's "auto" (see above)
     n_batch: int = 512
-    n_ubatch: int | None = None  # tokens per compute step; None: min(n_batch, 512)
+    n_ubatch: int | None = None  # tokens per compute step; None: 256 on the CPU, n_batch when offloading
     swa_full: bool = False  # True: a full-size cache for sliding-window layers too (more memory, no gain here)
 
     def effective_ubatch(self, offload: bool) -> int:
-        return self.n_ubatch or min(self.n_batch, 512)
+        return self.n_ubatch or (self.n_batch if offload else min(self.n_batch, 256))
 
 
 @dataclass(frozen=True, slots=True)
