@@ -262,15 +262,14 @@ class Runner:
         limit = min(len(self.tokens), len(tokens), need_logits_from)
         while common < limit and self.tokens[common] == tokens[common]:
             common += 1
+        # The sliding window before `common` must still be cached (read before trimming: a trim can empty it).
+        if self.n_swa and common > 0 and L.llama_memory_seq_pos_min(self.memory, 0) > max(0, common - self.n_swa):
+            common = 0
         if common < len(self.tokens):
-            if not L.llama_memory_seq_rm(self.memory, 0, common, -1):
+            if common == 0 or not L.llama_memory_seq_rm(self.memory, 0, common, -1):
                 L.llama_memory_clear(self.memory, True)
                 common = 0
             del self.tokens[common:]
-        if self.n_swa and common > 0 and L.llama_memory_seq_pos_min(self.memory, 0) > max(0, common - self.n_swa):
-            L.llama_memory_clear(self.memory, True)  # the sliding window before `common` is gone: start over
-            common = 0
-            self.tokens.clear()
         return common
 
     def _decode(self, tokens: list[int]) -> None:

@@ -192,3 +192,20 @@ def test_importing_the_real_pair_gives_a_library_with_a_base_and_an_instruct_mod
         "gemma-3-270m-q4_k_m": ("base", "gemma3", None),
         "SmolLM2-135M-Instruct.Q4_1": ("instruct", "llama", None),
     }
+
+
+def test_a_reused_prefix_older_than_gemmas_sliding_window_gives_the_fresh_answer(real_models, gemma):
+    """Gemma keeps only its 512-token window in the SWA layers' cache. A prompt sharing a short prefix with a long
+    earlier one can't reuse it (the window before the prefix's end is gone): the answer must be a fresh one's."""
+    long_prompt = ENGLISH * 12  # ~1,100 tokens: past the SWA cache (512-token window + a 256-token step)
+    short_prompt = ENGLISH[:200] + " In the evening,"
+    greedy = SamplingParams(temperature=0, max_tokens=16)
+    _final(gemma.complete(long_prompt, greedy))
+    reused, _ = _final(gemma.complete(short_prompt, greedy))
+    fresh_handle = load_model(real_models.gemma, LoadOptions(threads=THREADS, gpu_layers=0))
+    try:
+        fresh, _ = _final(fresh_handle.complete(short_prompt, greedy))
+    finally:
+        fresh_handle.close()
+    assert reused.stats.prompt_eval_tokens == reused.stats.prompt_tokens  # evaluated again from the start
+    assert reused.text == fresh.text
