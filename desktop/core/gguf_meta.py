@@ -342,8 +342,9 @@ def _chain(np: Any, window: memoryview, need: int, limit: int = 256) -> tuple[An
     """The first (up to ``need``) length-prefixed strings of ``window``: their offsets and end offsets.
 
     Every offset whose u64 is a plausible length is a candidate, and each candidate points to the one after
-    its string. The strings are the chain of candidates from offset 0, followed by pointer doubling (every
-    round doubles the walked prefix and the jump length), so it is exact and takes log2(need) vector steps.
+    its string. The strings are the chain of candidates from offset 0: usually just the candidates in order
+    (checked link by link), else followed by pointer doubling (every round doubles the walked prefix and the
+    jump length), so it is exact either way and takes at most log2(need) vector steps.
     Candidates are first the offsets of strings shorter than ``limit`` (256: few false candidates, as a
     short string's length prefix has seven zero bytes); a longer string breaks that chain and the walk is
     redone with ``_FAST_MAX_LEN``. None: not even the first string is there.
@@ -358,19 +359,23 @@ def _chain(np: Any, window: memoryview, need: int, limit: int = 256) -> tuple[An
     nxt = words[alive].astype(np.int64)
     nxt += alive + 8
     sink = len(alive)
-    index = np.full(size + 1, sink, dtype=np.int32)  # offset -> candidate number (sink: none)
-    index[alive] = np.arange(sink, dtype=np.int32)
-    jump = np.append(index[np.minimum(nxt, size)], np.int32(sink))  # candidate -> the next one; sink stays
-    path = np.zeros(1, dtype=np.int32)
-    while len(path) < need and path[-1] != sink:
-        path = np.concatenate((path, jump[path]))
-        jump = jump[jump]
-    path = path[:need]
-    ends = np.flatnonzero(path == sink)
-    if len(ends):
-        path = path[:ends[0]]
-        if limit < _FAST_MAX_LEN and nxt[path[-1]] + 8 <= size:  # broken inside the window: a long string?
-            return _chain(np, window, need, _FAST_MAX_LEN)
+    m = min(need, sink)
+    if np.array_equal(nxt[:m - 1], alive[1:m]):  # the usual case: no false candidate among the first m
+        path = np.arange(m)
+    else:
+        index = np.full(size + 1, sink, dtype=np.int32)  # offset -> candidate number (sink: none)
+        index[alive] = np.arange(sink, dtype=np.int32)
+        jump = np.append(index[np.minimum(nxt, size)], np.int32(sink))  # candidate -> the next one
+        path = np.zeros(1, dtype=np.int32)
+        while len(path) < need and path[-1] != sink:
+            path = np.concatenate((path, jump[path]))
+            jump = jump[jump]
+        path = path[:need]
+        ends = np.flatnonzero(path == sink)
+        if len(ends):
+            path = path[:ends[0]]
+    if len(path) < need and limit < _FAST_MAX_LEN and nxt[path[-1]] + 8 <= size:
+        return _chain(np, window, need, _FAST_MAX_LEN)  # the chain broke inside the window: a long string?
     return alive[path], nxt[path]
 
 
