@@ -241,12 +241,19 @@ class BenchSample:
 
 
 def run_llama_bench(ref: Reference, model: Path, *, threads: int, n_prompt: int = 0, n_gen: int = 0,
-                    depth: int = 0, reps: int = 1, n_batch: int = 512, flash_attn: bool = False,
+                    depth: int = 0, reps: int = 1, n_batch: int | None = None, flash_attn: bool | None = None,
                     gpu_layers: int = 0, timeout: float = 900, n_ubatch: int | None = None) -> BenchSample:
-    """Run one llama-bench test (JSON output) and return its per-repetition tok/s."""
+    """Run one llama-bench test (JSON output) and return its per-repetition tok/s.
+
+    ``None`` for n_batch, n_ubatch or flash_attn leaves llama-bench's own default (2048, 512, auto)."""
     cmd = [str(ref.binary), "-m", str(model), "-p", str(n_prompt), "-n", str(n_gen), "-d", str(depth),
-           "-t", str(threads), "-r", str(reps), "-b", str(n_batch), "-ub", str(n_ubatch or n_batch),
-           "-fa", "1" if flash_attn else "0", "-ngl", str(gpu_layers), "-o", "json"]
+           "-t", str(threads), "-r", str(reps), "-ngl", str(gpu_layers), "-o", "json"]
+    if n_batch is not None:
+        cmd += ["-b", str(n_batch)]
+    if n_ubatch is not None or n_batch is not None:
+        cmd += ["-ub", str(n_ubatch or n_batch)]
+    if flash_attn is not None:
+        cmd += ["-fa", "on" if flash_attn else "off"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -42,6 +42,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--no-reference", action="store_true", help="skip llama-bench (app figures only)")
     parser.add_argument("--only", default="", metavar="GROUPS",
                         help=f"comma-separated subset of: {', '.join(GROUPS)}")
+    parser.add_argument("--model", type=Path, action="append", default=None, metavar="PATH",
+                        help="bench this GGUF file instead of the random-weight shapes (repeatable): metadata "
+                             "read time, decode at depth 0 and --depth, prefill, top-5 logprobs cost")
+    parser.add_argument("--depth", type=int, default=None, help="the deep decode's context (default 2000)")
     return parser
 
 
@@ -57,16 +61,54 @@ def engine_config(args: argparse.Namespace, threads: int) -> EngineConfig:
                       chat_reply_tokens=8, compare_split_threads=False)
     if args.reps:
         cfg = replace(cfg, reps=args.reps, logprobs_reps=2 * args.reps, chat_reps=min(args.reps, cfg.chat_reps))
+    if getattr(args, "depth", None):
+        cfg = replace(cfg, depth=args.depth)
     return cfg
+
+
+MODEL_GROUPS = ("metadata", "decode", "prefill", "logprobs")
+
+
+def _model_tag(path: Path) -> str:
+    return "_" + path.name.removesuffix(".gguf")
+
+
+def run_models(args: argparse.Namespace, bench: EngineBench, results: Results, groups: set[str], log: Log) -> None:
+    """``--model PATH``: the engine figures on the user's own GGUF files, one after the other."""
+    from desktop.engine.client import check_model_file
+
+    for path in args.model:
+        path = check_model_file(path)  # a missing or broken file: one line, before any figure
+        tag = _model_tag(path)
+        if "metadata" in groups:
+            _show(bench.metadata(path, tag), log)
+        if not groups & {"decode", "prefill", "logprobs"}:
+            continue
+        try:
+            handle = bench.load("model", path)
+            log(f"loaded {path.name}: {handle.info.backend}, {handle.info.threads} threads, vocabulary "
+                f"{handle.info.n_vocab:,}, n_ctx {handle.info.n_ctx}, n_ubatch {handle.info.n_ubatch}")
+            bench.warm_up(handle)
+            if "decode" in groups:
+                _show(bench.decode(path, 0, tag), log)
+                _show(bench.decode(path, bench.cfg.depth, tag), log)
+            if "prefill" in groups:
+                _show(bench.prefill(path, tag), log)
+            if "logprobs" in groups:
+                _show(bench.logprobs(bench.handles.get("model") or bench.load("model", path), tag), log)
+        finally:
+            bench.close_all()
 
 
 def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]:
     started = time.perf_counter()
     noise = NoiseMeter()
-    groups = set(filter(None, (g.strip() for g in args.only.split(",")))) or set(GROUPS)
-    unknown = groups - set(GROUPS)
+    models = getattr(args, "model", None)
+    known = MODEL_GROUPS if models else GROUPS
+    groups = set(filter(None, (g.strip() for g in args.only.split(",")))) or set(known)
+    unknown = groups - set(known)
     if unknown:
-        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; choose from {', '.join(GROUPS)}")
+        raise SystemExit(f"unknown group(s): {', '.join(sorted(unknown))}; choose from {', '.join(known)}")
 
     from desktop.engine import hardware_report
 
@@ -83,6 +125,17 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
         "shape": args.shape, "quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M"),
         "command": command, "argv": shlex.join(sys.argv), "engine": cfg.__dict__.copy()})
 
+    if models:
+        results.config.update(models=[str(m) for m in models],
+                              command="tandem bench" + "".join(f" --model {shlex.quote(str(m))}" for m in models)
+                              + (" --quick" if args.quick else "") + f" --threads {threads}")
+        ref = _reference(args, results, log, hw)
+        cfg = replace(cfg, gpu_layers="auto", ngl=99 if hw.get("gpu_offload_supported") else 0)
+        results.config["engine"] = cfg.__dict__.copy()
+        run_models(args, EngineBench(cfg, results, ref, log), results, groups, log)
+        return _finish(args, results, noise, started, machine,
+                       "-".join(m.name.removesuffix(".gguf") for m in models)[:80])
+
     cache = cache_dir()
     for instruct in (False, True):
         model = ensure_model(args.shape, instruct=instruct, directory=cache)
@@ -91,24 +144,8 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
     base = ensure_model(args.shape, instruct=False, directory=cache).path
     instruct_model = ensure_model(args.shape, instruct=True, directory=cache).path
 
-    ref = None
-    if args.no_reference:
-        results.note("llama-bench comparison skipped (--no-reference).")
-    else:
-        try:
-            ref = ensure_llama_bench(cache, log)
-            how = f"built in {ref.build_s:.0f} s" if ref.build_s is not None else "cached"
-            log(f"reference: {ref.binary} ({how}); GPU devices: {', '.join(ref.gpu_devices) or 'none'}")
-            results.config["reference"] = {"binary": str(ref.binary), "version": ref.version,
-                                           "cmake_flags": list(ref.cmake_flags), "build": ref.build_info,
-                                           "gpu_devices": list(ref.gpu_devices)}
-        except ReferenceUnavailable as exc:
-            results.note(f"No llama-bench comparison: {exc}")
-            log(f"no reference: {exc}")
+    ref = _reference(args, results, log, hw)
     offload = bool(hw.get("gpu_offload_supported"))
-    if ref is not None and ref.offload != offload:
-        results.note(f"The app's llama.cpp build {'can' if offload else 'cannot'} offload to a GPU but the "
-                     f"reference build {'can' if ref.offload else 'cannot'}: the two are not comparable.")
     cfg = replace(cfg, gpu_layers="auto", ngl=99 if offload else 0)
     results.config["engine"] = cfg.__dict__.copy()
 
@@ -168,6 +205,32 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
             results.note(f"First-run stall not measured: run scripts/real_models.sh first (no {pair[0].name} "
                          f"and {pair[1].name} in {real}).")
 
+    return _finish(args, results, noise, started, machine, args.shape)
+
+
+def _reference(args: argparse.Namespace, results: Results, log: Log, hw: dict):
+    if args.no_reference:
+        results.note("llama-bench comparison skipped (--no-reference).")
+        return None
+    try:
+        ref = ensure_llama_bench(cache_dir(), log)
+    except ReferenceUnavailable as exc:
+        results.note(f"No llama-bench comparison: {exc}")
+        log(f"no reference: {exc}")
+        return None
+    how = f"built in {ref.build_s:.0f} s" if ref.build_s is not None else "cached"
+    log(f"reference: {ref.binary} ({how}); GPU devices: {', '.join(ref.gpu_devices) or 'none'}")
+    results.config["reference"] = {"binary": str(ref.binary), "version": ref.version,
+                                   "cmake_flags": list(ref.cmake_flags), "build": ref.build_info,
+                                   "gpu_devices": list(ref.gpu_devices)}
+    offload = bool(hw.get("gpu_offload_supported"))
+    if ref.offload != offload:
+        results.note(f"The app's llama.cpp build {'can' if offload else 'cannot'} offload to a GPU but the "
+                     f"reference build {'can' if ref.offload else 'cannot'}: the two are not comparable.")
+    return ref
+
+
+def _finish(args, results: Results, noise: NoiseMeter, started: float, machine: dict, what: str):
     elapsed = time.perf_counter() - started
     foreign = noise.foreign_cpu_share(elapsed)
     machine["loadavg_end"] = loadavg()
@@ -177,7 +240,7 @@ def run(args: argparse.Namespace, log: Log = _log) -> tuple[Results, Path, Path]
         if foreign > 0.1:
             results.note(f"Noise: other processes kept {foreign:.2f} cores busy on average during the run "
                          f"({os.cpu_count()} cores in all); treat small gaps with care.")
-    stem = time.strftime("%Y%m%d-%H%M%S") + f"-{args.shape}" + ("-quick" if args.quick else "")
+    stem = time.strftime("%Y%m%d-%H%M%S") + f"-{what}" + ("-quick" if args.quick else "")
     json_path, md_path = write_results(results, args.out or RESULTS_DIR, stem)
     return results, json_path, md_path
 

@@ -161,3 +161,36 @@ def test_cli_parses_bench_options():
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["bench", "--threads", "0"])
     assert exc.value.code == 2
+
+
+def test_decode_targets_by_model():
+    from bench.engine_figures import decode_target
+
+    bounds = {name: decode_target(Path(name)).bound for name in (
+        "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf", "tandem-bench-0.5b-base-q8_0-g1-s0.gguf",
+        "my-own-model.gguf")}
+    assert bounds == {"SmolLM2-135M-Instruct.Q4_1.gguf": 0.92, "gemma-3-270m-q4_k_m.gguf": 0.95,
+                      "tandem-bench-0.5b-base-q8_0-g1-s0.gguf": 0.97, "my-own-model.gguf": 0.95}
+
+
+def test_bench_on_a_users_own_model(tmp_path, tiny_base, capsys):
+    """`tandem bench --model PATH`: the engine figures on any GGUF, each tagged with the file and judged."""
+    from desktop.cli import main
+
+    out = tmp_path / "results"
+    code = main(["bench", "--model", str(tiny_base), "--quick", "--no-reference", "--threads", str(TEST_THREADS),
+                 "--only", "metadata,decode,logprobs", "--depth", "64", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    data = json.loads(next(out.glob("*-tiny-base-quick.json")).read_text())
+    figures = {f["key"]: f for f in data["figures"]}
+    assert set(figures) == {"metadata_tiny-base", "decode_d0_tiny-base", "decode_d64_tiny-base",
+                            "logprobs_top5_tiny-base"}
+    assert figures["metadata_tiny-base"]["value"] > 0 and figures["metadata_tiny-base"]["target"]["bound"] == 100
+    assert figures["decode_d64_tiny-base"]["value"] > 0 and figures["decode_d64_tiny-base"]["verdict"] == "n/a"
+    assert figures["logprobs_top5_tiny-base"]["verdict"] in ("PASS", "FAIL")
+    assert data["config"]["command"].startswith(f"tandem bench --model {tiny_base}")
+    verdict = figures["logprobs_top5_tiny-base"]["verdict"]
+    assert "| Metadata read (tiny-base) |" in printed and f"{verdict} Decode with top-5 logprobs (tiny-base)" in printed
+    with pytest.raises(SystemExit, match="unknown group"):
+        main(["bench", "--model", str(tiny_base), "--only", "stall", "--out", str(out)])

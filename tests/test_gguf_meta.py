@@ -169,3 +169,59 @@ def test_synth_shapes_are_consistent(tmp_path):
     shape = ModelShape(n_embd=128, n_layer=3, n_head=8, n_head_kv=2, n_ff=256, context_length=4096)
     meta = read_metadata(write_llama_gguf(tmp_path / "s.gguf", instruct=True, shape=shape))
     assert (meta.n_layer, meta.n_embd, meta.n_head, meta.n_head_kv, meta.head_dim) == (3, 128, 8, 2, 16)
+
+
+def _vocab_file(path, tokens):
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1); w.add_embedding_length(64); w.add_head_count(4)  # noqa: E702
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([0.0] * len(tokens))
+    w.add_token_types([1] * len(tokens))
+    w.add_bos_token_id(len(tokens) - 2); w.add_eos_token_id(len(tokens) - 1)  # noqa: E702
+    w.add_tensor("token_embd.weight", np.zeros((2, 64), dtype=np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()  # noqa: E702
+    return path
+
+
+def _outcome(path):
+    try:
+        meta = read_metadata(path)
+    except ModelFileError as exc:
+        return "error", str(exc)
+    return "ok", (meta.vocab_size, meta.bos_token, meta.eos_token, meta.parameters, meta.kv)
+
+
+@pytest.mark.parametrize("case", ["clean", "empties", "duplicate short", "duplicate long",
+                                  "same prefix and suffix", "one huge token", "truncated in vocab"])
+def test_numpy_vocab_walk_agrees_with_the_plain_loop(tmp_path, monkeypatch, case):
+    """Big vocabularies go through numpy; every outcome (values or exact error) must equal the plain loop's."""
+    from desktop.core import gguf_meta
+
+    rng = np.random.default_rng(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzé▁中\x00"
+    tokens = [f"{i}" + "".join(rng.choice(list(alphabet), size=rng.integers(0, 40))) for i in range(20_000)]
+    if case == "empties":
+        tokens[5] = tokens[900] = tokens[17_000] = ""
+    elif case == "duplicate short":
+        tokens[12_345] = tokens[3]
+    elif case == "duplicate long":
+        tokens[100] = tokens[19_000] = "x" * 50 + "middle" + "y" * 50
+    elif case == "same prefix and suffix":  # same length, first 16 and last 8 bytes: keys collide, texts differ
+        tokens[100], tokens[200] = "p" * 16 + "AAAA" + "s" * 8, "p" * 16 + "BBBB" + "s" * 8
+    elif case == "one huge token":  # longer than the numpy walk assumes: the loop takes over
+        tokens[10_000] = "z" * 70_000
+    path = _vocab_file(tmp_path / "v.gguf", tokens)
+    if case == "truncated in vocab":
+        data = path.read_bytes()
+        path.write_bytes(data[:data.index(tokens[15_000].encode()) + 3])
+    fast = _outcome(path)
+    monkeypatch.setattr(gguf_meta, "_FAST_MIN", 1 << 40)
+    slow = _outcome(path)
+    assert fast == slow
+    expect_error = case in ("duplicate short", "duplicate long", "truncated in vocab")
+    assert (fast[0] == "error") == expect_error, fast
+    if case.startswith("duplicate"):
+        assert "1 duplicate token" in fast[1]
+    if fast[0] == "ok":
+        assert fast[1][:3] == (20_000, tokens[-2], tokens[-1])

@@ -118,8 +118,12 @@ def test_import_copy_link_and_remove(lib_dir, tmp_path, tiny_base, tiny_instruct
     assert linked.linked and linked.path == outside / "tiny-instruct.gguf"
     names = {e.name: e for e in lib.scan()}
     assert names["tiny-base"].pair == linked.path
+    assert lib.import_file(tiny_base).path == copied.path  # the same bytes again: nothing to do
+    renamed = tmp_path / "other" / "tiny-base.gguf"
+    renamed.parent.mkdir()
+    shutil.copy(tiny_instruct, renamed)
     with pytest.raises(LibraryError, match="already in the library"):
-        lib.import_file(tiny_base)
+        lib.import_file(renamed)  # a different file under the same name is refused
     (tmp_path / "junk.gguf").write_text("junk")
     with pytest.raises(ModelFileError, match="not a GGUF"):
         lib.import_file(tmp_path / "junk.gguf")

@@ -87,6 +87,26 @@ def test_import_of_a_bad_file_fails_cleanly(models, tmp_path, capsys):
     assert not (models / "bad.gguf").exists()
 
 
+def test_import_of_several_files_is_all_or_nothing_and_can_be_repeated(models, tiny_base, tiny_instruct, tmp_path,
+                                                                        capsys):
+    missing = tmp_path / "typo.gguf"
+    assert main(["models", "import", str(tiny_base), str(missing)]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert not (models / "tiny-base.gguf").exists()  # the good first file was not copied either
+    assert main(["models", "import", str(tiny_base), str(tiny_instruct)]) == 0
+    out = capsys.readouterr()
+    assert out.out.split() == [str(models / "tiny-base.gguf"), str(models / "tiny-instruct.gguf")]
+    assert "copied tiny-base (base" in out.err and "copied tiny-instruct (instruct" in out.err
+    assert main(["models", "import", str(tiny_base), str(tiny_instruct)]) == 0  # again: nothing to do
+    assert capsys.readouterr().err.count("already in the library") == 2
+    other = tmp_path / "other" / "tiny-base.gguf"  # same name, different content: refused, kept
+    other.parent.mkdir()
+    other.write_bytes(tiny_instruct.read_bytes())
+    assert main(["models", "import", str(other)]) == 1
+    assert "already in the library" in capsys.readouterr().err
+    assert (models / "tiny-base.gguf").read_bytes() == tiny_base.read_bytes()
+
+
 def test_catalog_table_and_json(capsys):
     assert main(["catalog", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -23,8 +23,8 @@ def register(subparsers) -> None:
         description="Generate a random-weight model with real 0.5B/1.5B layer shapes, build llama-bench from the "
                     "llama.cpp inside the installed llama-cpp-python (once, cached), and measure Tandem's engine "
                     "against it in interleaved runs: decode, prefill, logprobs cost, chat time to first token, "
-                    "two models at once, cold start, memory. Prints PASS/FAIL per target and writes JSON and "
-                    "Markdown to bench/results/.",
+                    "two models at once, cold start, memory. With --model PATH, the engine figures on any GGUF "
+                    "file. Prints PASS/FAIL per target and writes JSON and Markdown to bench/results/.",
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (a few minutes)")
     p.add_argument("--shape", choices=SHAPES, default="0.5b", help="model shape (default: 0.5b)")
@@ -34,7 +34,14 @@ def register(subparsers) -> None:
     p.add_argument("--reps", type=_positive, default=None, metavar="N", help="repetitions per figure")
     p.add_argument("--no-reference", action="store_true", help="skip llama-bench: Tandem's own figures only")
     p.add_argument("--only", default="", metavar="GROUPS",
-                   help="comma-separated subset: gui, decode, prefill, logprobs, chat, compare, memory, stall")
+                   help="comma-separated subset: gui, decode, prefill, logprobs, chat, compare, memory, stall "
+                        "(with --model: metadata, decode, prefill, logprobs)")
+    p.add_argument("--model", type=Path, action="append", default=None, metavar="PATH",
+                   help="bench your own GGUF file instead of the random-weight shapes (repeatable): metadata "
+                        "read time, decode at depth 0 and --depth, prefill and top-5 logprobs cost, each "
+                        "against llama-bench at its defaults, with PASS/FAIL per target")
+    p.add_argument("--depth", type=_positive, default=None, metavar="N",
+                   help="context before the deep decode figure (default 2000)")
     p.set_defaults(func=run)
 
 

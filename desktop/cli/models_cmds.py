@@ -54,9 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("import", help="add a local GGUF file to the library")
-    p.add_argument("path")
-    p.add_argument("--link", action="store_true", help="list it where it is instead of copying it")
+    p = sub.add_parser("import", help="add local GGUF files to the library",
+                       description="Copy GGUF files into the models folder (or, with --link, list them where "
+                                   "they are). Every file is checked first: if one is missing or broken, "
+                                   "nothing is imported. A file already in the library is left as it is.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--link", action="store_true", help="list them where they are instead of copying them")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("remove", help="remove a model (with its partial download and metadata)")
@@ -165,10 +168,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    entry = _library().import_file(args.path, link=args.link)
-    how = "linked" if args.link else "copied"
-    sys.stderr.write(f"{how} {entry.name} ({entry.kind}, {entry.quant})\n")
-    sys.stdout.write(f"{entry.path}\n")
+    library = _library()
+    for path in args.paths:  # all or nothing: a typo in the second path must not leave half an import
+        library.check_importable(path)
+    for path in args.paths:
+        already = not args.link and (library.models_dir / Path(path).name).exists()
+        entry = library.import_file(path, link=args.link)
+        how = "already in the library:" if already else "linked" if args.link else "copied"
+        sys.stderr.write(f"{how} {entry.name} ({entry.kind}, {entry.quant})\n")
+        sys.stdout.write(f"{entry.path}\n")
     return 0
 
 

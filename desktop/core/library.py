@@ -12,6 +12,7 @@ belongs on a worker thread, never the GUI thread.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import logging
 import os
@@ -393,15 +394,22 @@ class Library:
 
     # -- import and remove -----------------------------------------------------------------------------
 
-    def import_file(self, path: str | os.PathLike[str], link: bool = False) -> LibraryEntry:
-        """Copy a GGUF into the models folder (or, with ``link``, list it where it is). Validates first."""
+    def check_importable(self, path: str | os.PathLike[str]) -> Path:
+        """The resolved path of a GGUF file that ``import_file`` would accept; LibraryError/ModelFileError if not."""
         src = Path(path).expanduser()
         if not src.is_file():
             raise LibraryError(f"no such file: {src}")
         if not src.name.lower().endswith(".gguf"):
             raise LibraryError(f"{src.name} is not a .gguf file")
         read_metadata(src)  # raises ModelFileError with the reason: nothing broken gets in
-        src = src.resolve()
+        return src.resolve()
+
+    def import_file(self, path: str | os.PathLike[str], link: bool = False) -> LibraryEntry:
+        """Copy a GGUF into the models folder (or, with ``link``, list it where it is). Validates first.
+
+        Importing a file that is already in the library byte for byte does nothing (so a set-up command
+        can be run twice); a different file of the same name is refused."""
+        src = self.check_importable(path)
         with self._lock:
             if _is_within(src, self.models_dir):
                 return self._entry(src, "library", (src,))
@@ -411,6 +419,8 @@ class Library:
                     self._write_links(links + [src])
                 return self._entry(src, "library", (src,), linked=True)
             dest = self.models_dir / src.name
+            if dest.exists() and dest.stat().st_size == src.stat().st_size and filecmp.cmp(src, dest, shallow=False):
+                return self._entry(dest, "library", (dest,))
             if dest.exists():
                 raise LibraryError(f"{dest.name} is already in the library; remove it first to replace it")
             free = shutil.disk_usage(self.models_dir).free

@@ -16,21 +16,40 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """How to load a model. ``n_ctx=None`` means min(trained context, 4096)."""
+    """How to load a model. ``n_ctx=None`` means min(trained context, 4096).
+
+    Defaults chosen from ABBA-interleaved measurements on two real models (Gemma 3 270M Q4_K_M, 262k
+    vocabulary; SmolLM2 135M Q4_1) on a shared 2-core x86 VM (figures in README's Performance section). They
+    replaced "no flash attention on the CPU", measured on random-weight 0.5B shapes only, which cost the real
+    models 12-20 % of llama-bench's decode (issue 12):
+    - ``flash_attn=None`` -> llama.cpp's ``auto``: it enables flash attention where the device supports it
+      (the CPU included). llama-bench on the real models: +3 % (Gemma) / +12 % (SmolLM2) decode at depth 0,
+      +15 % / -3 % at depth 2000, +4 % prefill.
+    - ``n_ubatch=None`` -> n_batch (512), llama.cpp's default, on every device. It was 256 on the CPU to halve
+      the compute buffer llama.cpp reserves (Gemma 3 270M at n_ctx 4096: 257 vs 515 MiB, the 262k-entry logits
+      rows; SmolLM2: 49 vs 98 MiB). But Gemma decoded faster with 512 in the app: 6 ABBA pairs of 64 tokens,
+      1 thread, 512/256 median 1.46 (every pair >= 1.0; the machine was heavily loaded, so the size of the
+      gain is uncertain, its sign is not), and the worker's own time per token fell from 8.2 to 5.4 ms.
+      Against llama-bench (1 thread, 4-5 pairs): Gemma 84.9 -> 87.3 % at depth 0, 79.4 -> 92.8 % at depth
+      2000; SmolLM2 78.3 -> 97.3 % at depth 0.
+    - ``swa_full=False``: a sliding-window model (Gemma 2/3) keeps only its window in the SWA layers' cache,
+      as llama-bench and llama-server do. Decoding deep into a context then costs what the window costs,
+      not the whole context. The worker restarts a prompt when the window before a reused prefix is gone.
+    - ``n_ctx``: min(trained, 4096), as before. Attention reads only the cells in use (padded to 256), so a
+      large context mostly costs memory; the bench loads the app with a context sized like llama-bench's.
+    """
 
     n_ctx: int | None = None
     gpu_layers: int | Literal["auto"] = "auto"
     threads: int | None = None  # None: llama.cpp's default for this machine
     use_mmap: bool = True
-    # None: on with GPU offload, off on the CPU (measured here: no faster on the CPU, much slower at depth 3000)
-    flash_attn: bool | None = None
+    flash_attn: bool | None = None  # None: llama.cpp's "auto" (see above)
     n_batch: int = 512
-    # Tokens per compute step. None: 256 on the CPU (halves llama.cpp's compute buffer, same prefill speed
-    # as 512 in llama-bench here), n_batch when offloading to a GPU.
-    n_ubatch: int | None = None
+    n_ubatch: int | None = None  # tokens per compute step; None: n_batch
+    swa_full: bool = False  # True: a full-size cache for sliding-window layers too (more memory, no gain here)
 
     def effective_ubatch(self, offload: bool) -> int:
-        return self.n_ubatch or (self.n_batch if offload else min(self.n_batch, 256))
+        return self.n_ubatch or self.n_batch
 
 
 @dataclass(frozen=True, slots=True)

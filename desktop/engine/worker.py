@@ -109,9 +109,9 @@ class Runner:
         cparams.n_threads = self.threads
         cparams.n_threads_batch = self.threads
         cparams.no_perf = True
-        if options.flash_attn is None:
-            cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_AUTO if offload
-                                       else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        cparams.swa_full = bool(options.swa_full)
+        if options.flash_attn is None:  # llama.cpp's own choice per model and device (see LoadOptions)
+            cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_AUTO
         else:
             cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
                                        else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
@@ -130,6 +130,9 @@ class Runner:
         self.current_threads = self.threads
         self.n_batch = L.llama_n_batch(ctx)
         self.memory = L.llama_get_memory(ctx)
+        # With a window-sized sliding-window cache, positions older than the window are dropped as decoding
+        # goes on: a kept prefix is only usable if the window before its end is still cached.
+        self.n_swa = 0 if options.swa_full else max(0, L.llama_model_n_swa(model))
         self._abort_cb = _strlen_abort_callback()
         if self._abort_cb is None:  # fall back to a Python callback (costs a little per graph node)
             self._abort_cb = L.ggml_abort_callback(lambda _data: bool(self.cancel_flag[0]))
@@ -273,8 +276,11 @@ class Runner:
         limit = min(len(self.tokens), len(tokens), need_logits_from)
         while common < limit and self.tokens[common] == tokens[common]:
             common += 1
+        # The sliding window before `common` must still be cached (read before trimming: a trim can empty it).
+        if self.n_swa and common > 0 and L.llama_memory_seq_pos_min(self.memory, 0) > max(0, common - self.n_swa):
+            common = 0
         if common < len(self.tokens):
-            if not L.llama_memory_seq_rm(self.memory, 0, common, -1):
+            if common == 0 or not L.llama_memory_seq_rm(self.memory, 0, common, -1):
                 L.llama_memory_clear(self.memory, True)
                 common = 0
             del self.tokens[common:]
@@ -501,6 +507,10 @@ class Runner:
         else:
             prompt_tokens = self.completion_tokens(prompt)
             full = self.tokenize(prompt + continuation, add_special=True, parse_special=False)
+        if full[:len(prompt_tokens)] != prompt_tokens:
+            # A token merged across the boundary (the template's "\n" + a reply's "\n\n" -> "\n\n\n"): it
+            # would be scored as the reply's and carry the prompt's text. Keep the prompt's own tokens.
+            full = prompt_tokens + self.tokenize(continuation, add_special=False, parse_special=False)
         n_keep = 0
         while n_keep < min(len(prompt_tokens), len(full)) and prompt_tokens[n_keep] == full[n_keep]:
             n_keep += 1
