@@ -44,7 +44,7 @@ def test_killed_download_resumes_in_a_new_process(fake_hub, tiny_base, dest):
         assert time.monotonic() < deadline, "the first process never got going"
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    first.communicate(timeout=10)  # reaps it and closes our ends of its pipes
     first.stdout.close()  # our ends of its pipes (unclosed, they are a ResourceWarning, an error here)
     first.stderr.close()
     have = part.stat().st_size
