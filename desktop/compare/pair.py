@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from desktop.compare.presets import FEW_SHOT_STOP, wrap_few_shot
 from desktop.engine.backends import split_threads
-from desktop.lens import preset as lens_preset
 from desktop.engine.model import GenerationStream, Model
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
+from desktop.lens import preset as lens_preset
 
 SIDES = ("base", "instruct")
 
@@ -51,7 +51,7 @@ class PairRequest:
         three stylistic examples before a ``# Query:`` wrapper), stopping where it would start a new query."""
         stops = tuple(dict.fromkeys((*params.stop, *lens_preset.STOP)))
         return cls(prompt, params, lens_preset.wrap_prompt(prompt), dataclasses.replace(params, stop=stops),
-                   system, True)
+                   system)
 
     @property
     def uses_preset(self) -> bool:
