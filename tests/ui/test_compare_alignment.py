@@ -137,3 +137,19 @@ def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path
     assert "List three colours." in report.read_text() and "Once upon a time" in report.read_text()
     assert [u.toLocalFile() for u in opened] == [str(report), str(report)]
     shutil.rmtree(tmp_path / "out")
+
+
+def test_a_model_without_ranks_shows_its_one_line_reason(qtbot, window, monkeypatch):
+    """A remote server says through its capabilities that it reports no ranks; the view gives its reason."""
+    from desktop.engine.model import Capabilities
+
+    pane = open_compare(qtbot, window)
+    greedy(pane, "Who won the World Cup?", tokens=8)
+    run_and_wait(qtbot, pane)
+    handle = pane.columns["base"].bar.handle
+    monkeypatch.setattr(type(handle), "capabilities", property(
+        lambda self: Capabilities(score_ranks=False, scoring_note="this server returns no token ranks")))
+    view = open_alignment(qtbot, pane)
+    assert view.status.text() == ("The base model can't be used for token shift: this server returns no "
+                                  "token ranks")
+    assert view.result is None

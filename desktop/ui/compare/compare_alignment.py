@@ -142,6 +142,8 @@ class AlignmentView(QWidget):
         self.body.addWidget(self._numbers_side())
         self.body.setSizes([520, 380])
         layout.addWidget(self.body, 1)
+        self._filler = QWidget()  # keeps the header and a one-line refusal at the top while the body is hidden
+        layout.addWidget(self._filler, 1)
         self.clear()
 
     def _header(self) -> QHBoxLayout:
@@ -227,9 +229,13 @@ class AlignmentView(QWidget):
         self.shares_table.setRowCount(0)
         self.shifted_table.setRowCount(0)
         self.agreement.clear()
-        self.body.setVisible(False)
+        self._show_body(False)
         if text:
             self.show_status(text)
+
+    def _show_body(self, on: bool) -> None:
+        self.body.setVisible(on)
+        self._filler.setVisible(not on)
 
     def show_refusal(self, text: str) -> None:
         """One line instead of the measurement: the pair can't be measured (two vocabularies, no ranks)."""
@@ -246,7 +252,7 @@ class AlignmentView(QWidget):
             f"{sh.n:,} answer tokens, ranked under the base model given {CONTEXT_NOTES[result.context]}; "
             f"the instruct model read them through its {result.instruct_context}. Hover a token for the base "
             "model's choices." if sh.n else "The instruct answer has no tokens: nothing to measure.")
-        self.body.setVisible(bool(sh.n))
+        self._show_body(bool(sh.n))
         self.text_view.set_tokens(result.tokens)
         self.profile.set_result(result)
         rows = [("this run", sh.unshifted, sh.marginal, sh.shifted)] if sh.n else []

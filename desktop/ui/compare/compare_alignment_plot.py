@@ -88,6 +88,8 @@ class PositionProfile(QWidget):
             bar = QRectF(plot.left() + i * step, plot.bottom() - h, max(1.0, step - (1 if step > 3 else 0)), h)
             painter.fillRect(bar, class_colour(cls, alpha=255))
         painter.setPen(text_pen)
+        painter.drawText(plot.adjusted(4, 2, -4, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                         "base rank per token (log scale) →  position in the answer")
         for label, lo, hi, shifted in self._buckets:
             x0, x1 = plot.left() + lo * step, plot.left() + hi * step
             if lo:
