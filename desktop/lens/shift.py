@@ -129,7 +129,7 @@ class Shares:
 class ShiftResult:
     """The token shift of one answer. ``context`` names how the base model's context was built."""
 
-    context: str  # "plain" | "urial" | "icl" (see CONTEXT_NOTES)
+    context: str  # "plain" | "urial" | "icl" (see CONTEXT_NOTES), or "chat" (analyze.CHAT_CONTEXT)
     instruct_context: str  # "chat template" or, for a model without one, "same as base"
     top_k: int
     tokens: tuple[TokenShift, ...]

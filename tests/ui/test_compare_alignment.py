@@ -153,3 +153,24 @@ def test_a_model_without_ranks_shows_its_one_line_reason(qtbot, window, monkeypa
     assert view.status.text() == ("The base model can't be used for token shift: this server returns no "
                                   "token ranks")
     assert view.result is None
+
+
+def test_the_same_file_on_both_sides_greedy_is_all_unshifted(qtbot, window, tiny_instruct):
+    """One instruct file in both columns, greedy; the base side reads the query through its own chat template,
+    as the instruct side did: every token of the answer is the base side's first choice."""
+    pane = open_compare(qtbot, window)
+    path = pane.instruct_picker.currentData()
+    assert path.endswith(tiny_instruct.name)
+    pane.pair.select("base", path)
+    qtbot.waitUntil(lambda: pane.columns["base"].bar.handle is not None
+                    and pane.columns["base"].bar.current_path() == path, timeout=LOAD_TIMEOUT_MS)
+    greedy(pane, "List three colours.", tokens=32)
+    run_and_wait(qtbot, pane)
+    view = open_alignment(qtbot, pane)
+    assert view.result.context == "plain"  # the paper's context first: the chat template itself shifts tokens
+    with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
+        view.context_choice.setCurrentIndex(view.context_choice.findData("chat"))
+    assert view.result.context == "chat" and view.result.shares.n == len(pane.columns["instruct"].events)
+    assert view.shares_shown() == {"unshifted": 100.0, "marginal": 0.0, "shifted": 0.0}
+    assert all(t.rank == 1 for t in view.result.tokens)
+    assert view.shifted_table.item(0, 0).text() == "no shifted tokens"

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.lens.analyze import CHAT_CONTEXT, CHAT_CONTEXT_NOTE
 from desktop.lens.shift import CLASSES, CONTEXT_NOTES, PAPER_ROWS, Agreement, ShiftResult, TokenShift
 from desktop.ui.compare.compare_alignment_plot import PositionProfile, class_colour, legend_html
 from desktop.ui.compare.compare_views import utf16_offsets
@@ -38,7 +39,8 @@ from desktop.ui.widgets.theme import is_dark
 from desktop.ui.widgets.token_view import visible_token
 
 CONTEXT_CHOICES = (("plain", "the plain query (as the paper)"), ("urial", "the URIAL '# Query:' wrapper"),
-                   ("icl", "the in-context alignment preset"))
+                   ("icl", "the in-context alignment preset"), (CHAT_CONTEXT, "its own chat template"))
+NOTES = {**CONTEXT_NOTES, CHAT_CONTEXT: CHAT_CONTEXT_NOTE}
 
 
 def token_card(t: TokenShift) -> str:
@@ -151,7 +153,7 @@ class AlignmentView(QWidget):
         self.context_choice.setObjectName("alignmentContext")
         for key, text in CONTEXT_CHOICES:
             self.context_choice.addItem(text, key)
-            self.context_choice.setItemData(self.context_choice.count() - 1, CONTEXT_NOTES[key],
+            self.context_choice.setItemData(self.context_choice.count() - 1, NOTES[key],
                                             Qt.ItemDataRole.ToolTipRole)
         self.context_choice.setToolTip("What the base model reads before the answer. Changing it measures again.")
         self.context_choice.currentIndexChanged.connect(lambda _i: self.contextChanged.emit(self.context()))
@@ -249,7 +251,7 @@ class AlignmentView(QWidget):
         self.set_busy(False)
         sh = result.shares
         self.show_status(
-            f"{sh.n:,} answer tokens, ranked under the base model given {CONTEXT_NOTES[result.context]}; "
+            f"{sh.n:,} answer tokens, ranked under the base model given {NOTES.get(result.context, result.context)}; "
             f"the instruct model read them through its {result.instruct_context}. Hover a token for the base "
             "model's choices." if sh.n else "The instruct answer has no tokens: nothing to measure.")
         self._show_body(bool(sh.n))
