@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from test_compare_pane import open_compare, run_and_wait, short_run
 from ui_helpers import GEN_TIMEOUT_MS, LOAD_TIMEOUT_MS
 
@@ -63,6 +64,15 @@ def test_alignment_view_of_a_sibling_pair_matches_the_lens(qtbot, window):
     with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
         view.context_choice.setCurrentIndex(view.context_choice.findData("urial"))
     assert view.result.context == "urial" and "Query" in view.status.text()
+    # Stop drops a measurement under way: its result never lands
+    view.context_choice.setCurrentIndex(view.context_choice.findData("plain"))
+    call = pane._alignment_call
+    assert call is not None and view.stop_button.isEnabled()
+    qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    assert call.wait(30) and pane._alignment_call is None
+    QApplication.processEvents()
+    assert view.result is None and view.status.text().startswith("Stopped")
+    assert view.measure_button.isEnabled() and not view.stop_button.isEnabled()
 
 
 def test_a_pair_from_two_vocabularies_is_refused_in_one_line(qtbot, make_window, ui_models, tiny_instruct):

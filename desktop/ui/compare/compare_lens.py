@@ -35,6 +35,7 @@ class AlignmentLens:
         self._alignment_call: Call | None = None
         self._alignment_cancel = threading.Event()
         self._alignment_key: tuple | None = None  # (session serial, context) of what the view shows
+        self.prompt_set_dialog: PromptSetDialog | None = None
         view = self.alignment_view
         view.measureRequested.connect(lambda: self.measure_alignment(force=True))
         view.stopRequested.connect(self.stop_alignment)
@@ -177,6 +178,17 @@ class AlignmentLens:
             return None
         paths = {s: self.columns[s].bar.current_path() or getattr(h.info, "name", s)
                  for s, h in (("base", base), ("instruct", instruct))}
-        dialog = PromptSetDialog(base, instruct, paths["base"], paths["instruct"], self)
+        if self.prompt_set_dialog is not None and self.prompt_set_dialog.running:
+            self.prompt_set_dialog.raise_()  # one set at a time on these models
+            return self.prompt_set_dialog
+        if self.prompt_set_dialog is not None:
+            self.prompt_set_dialog.deleteLater()
+        dialog = self.prompt_set_dialog = PromptSetDialog(base, instruct, paths["base"], paths["instruct"], self)
         dialog.show()
         return dialog
+
+    def _shutdown_alignment(self) -> None:
+        """The window closes: drop a measurement and stop a running prompt set (its finished prompts stay)."""
+        self._drop_alignment()
+        if self.prompt_set_dialog is not None:
+            self.prompt_set_dialog.close()

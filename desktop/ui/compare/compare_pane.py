@@ -381,6 +381,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self.run()
 
     def shutdown(self) -> None:
+        self._shutdown_alignment()
         self._cancel_everything()
         if self._save_call is not None:  # a run being written: let it land (the store closes after us)
             self._save_call.wait(5)
