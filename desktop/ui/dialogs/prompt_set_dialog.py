@@ -60,6 +60,7 @@ class PromptSetDialog(QDialog):
         self._call: Call | None = None
         self._stop = threading.Event()
         self.report: Path | None = None
+        self._browse_buttons: list[QPushButton] = []
         form = self._build_form()
         self.progress = QProgressBar()
         self.progress.setObjectName("promptSetProgress")
@@ -99,23 +100,23 @@ class PromptSetDialog(QDialog):
         self.out_dir.setObjectName("promptSetOut")
         self.out_dir.setToolTip("The report goes here. Run the same set into the same folder again to resume.")
         form = QFormLayout()
-        form.addRow("Prompts:", self._with_browse(self.builtin, self.prompt_file, self._browse_prompts))
+        form.addRow("Prompts:", self.builtin)
+        form.addRow("or a file:", self._with_browse(self.prompt_file, self._browse_prompts))
         form.addRow("Base context:", self.urial)
         form.addRow("Seed:", self.seed)
         form.addRow("Answer length:", self.max_tokens)
-        form.addRow("Output folder:", self._with_browse(None, self.out_dir, self._browse_out))
+        form.addRow("Output folder:", self._with_browse(self.out_dir, self._browse_out))
         return form
 
-    def _with_browse(self, first: QWidget | None, edit: QLineEdit, browse) -> QWidget:
+    def _with_browse(self, edit: QLineEdit, browse) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
-        if first is not None:
-            row.addWidget(first)
         row.addWidget(edit, 1)
         button = QPushButton("Browse…")
         button.clicked.connect(browse)
         row.addWidget(button)
+        self._browse_buttons.append(button)
         return box
 
     def _build_buttons(self) -> QHBoxLayout:
@@ -203,7 +204,7 @@ class PromptSetDialog(QDialog):
         self.progress.setValue(p.done)
         resumed = f" ({p.skipped} done before)" if p.skipped else ""
         left = ("estimating time left" if p.eta_s is None else f"{_clock(p.eta_s)} left") if p.current else "writing the report"
-        self._say(f"{p.done} of {p.total} prompts{resumed} · {left}" + (f" · now {p.current}" if p.current else ""))
+        self._say(f"{p.done} of {p.total} prompts{resumed} · {left}" + (f" · now prompt {p.current}" if p.current else ""))
 
     def _on_done(self, value) -> None:
         self._call = None
@@ -231,7 +232,8 @@ class PromptSetDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        for w in (self.builtin, self.prompt_file, self.urial, self.seed, self.max_tokens, self.out_dir):
+        for w in (self.builtin, self.prompt_file, self.urial, self.seed, self.max_tokens, self.out_dir,
+                  *self._browse_buttons):
             w.setEnabled(not running and (w is not self.prompt_file or not self.builtin.isChecked()))
 
     def _say(self, text: str, error: bool = False) -> None:
