@@ -103,6 +103,9 @@ def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_quer
     greedy(pane, "Explain why the sky is blue.", tokens=200)
     run_and_wait(qtbot, pane)
     assert pane.session.inputs["base"] == preset.wrap_prompt("Explain why the sky is blue.")
+    request = pane._request()  # what the base side was sent: the preset, stopping at the next "# Query:"
+    assert request.base_input == pane.session.inputs["base"] and "# Query:" in request.base_params.stop
+    assert "# Query:" not in request.params.stop  # the instruct side is sent as before
     assert "# Query:" not in pane.columns["base"].text()
     final = pane.session.finals["base"]
     assert final.finish_reason in ("stop", "length")
