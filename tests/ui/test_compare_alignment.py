@@ -112,6 +112,16 @@ def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_quer
     view = open_alignment(qtbot, pane)
     assert view.result.context == "icl"
     assert "Base + preamble answer vs the instruct answer" in view.agreement.text()
+    measured_ids = [t.token_id for t in view.result.tokens]
+    # the run reopened from the history: the preset is on again and the view measures the saved tokens
+    run_id = pane.run_id
+    pane.new_item()
+    pane.controls.icl_toggle.setChecked(False)
+    assert view.result is None
+    with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
+        pane.open_run(run_id)
+    assert pane.controls.icl_toggle.isChecked() and not pane.few_shot.isChecked()
+    assert view.result.context == "icl" and [t.token_id for t in view.result.tokens] == measured_ids
 
 
 def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path):
