@@ -122,6 +122,7 @@ def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_quer
         pane.open_run(run_id)
     assert pane.controls.icl_toggle.isChecked() and not pane.few_shot.isChecked()
     assert view.result.context == "icl" and [t.token_id for t in view.result.tokens] == measured_ids
+    assert pane.state()["in_context"] is True  # kept with the pane's state for the next start
 
 
 def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path):

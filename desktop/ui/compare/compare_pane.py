@@ -126,6 +126,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         if isinstance(state.get("template"), str) and state["template"].strip():
             self.template_edit.setPlainText(state["template"])
         self.few_shot.setChecked(bool(state.get("few_shot", False)))
+        self.controls.icl_toggle.setChecked(bool(state.get("in_context", False)))
         mode = state.get("colours")
         index = self.colour_mode.findData(mode) if isinstance(mode, str) else -1
         self.colour_mode.setCurrentIndex(max(0, index))
@@ -142,6 +143,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
 
     def state(self) -> dict:
         return {"models": self.pair.state(), "sampling": self.sampling.state(), "few_shot": self.few_shot.isChecked(),
+                "in_context": self.controls.icl_toggle.isChecked(),
                 "template": self.template_edit.toPlainText(), "colours": self.colour_mode.currentData(),
                 "splitter": self.splitter.sizes(), "run_id": self.run_id, "prompt": self.prompt_input.toPlainText()}
 
