@@ -134,6 +134,9 @@ def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path
     opened = []
     dialog.open_url = opened.append
     dialog.builtin.setChecked(False)
+    dialog.prompt_file.setText(str(tmp_path / "missing.jsonl"))
+    qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)  # a bad file: one line, nothing runs
+    assert dialog.status.text().startswith("No prompt file at") and not dialog.running
     dialog.prompt_file.setText(str(prompts))
     dialog.out_dir.setText(str(tmp_path / "out"))
     dialog.max_tokens.setValue(200)

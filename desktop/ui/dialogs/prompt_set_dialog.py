@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QUrl, Signal
@@ -154,8 +155,10 @@ class PromptSetDialog(QDialog):
     def running(self) -> bool:
         return self._call is not None
 
-    def _experiment(self) -> experiment.Experiment:
-        """The experiment these fields describe; ExperimentError (one line) for a bad file or folder."""
+    def _experiment(self) -> tuple[list[experiment.Prompt], Callable[[], experiment.Experiment]]:
+        """The prompts these fields name, and a function that makes the experiment on the worker thread (it
+        asks the base model for its vocabulary, which waits while the model is busy). ExperimentError (one
+        line) for a bad file or folder."""
         source = experiment.builtin_prompts_path() if self.builtin.isChecked() else self.prompt_file.text().strip()
         if not str(source):
             raise experiment.ExperimentError("Choose a prompt file, or the shipped set.")
@@ -163,28 +166,34 @@ class PromptSetDialog(QDialog):
             raise experiment.ExperimentError("Choose an output folder for the report.")
         prompts = experiment.load_prompts(source)
         base, _ = self.models
-        settings = experiment.Settings(
-            base=self.model_paths[0], instruct=self.model_paths[1], vocab_id=base.vocab_id,
-            context="urial" if self.urial.isChecked() else "plain", temperature=0.0, seed=self.seed.value(),
-            max_tokens=self.max_tokens.value(), top_k=DEFAULT_TOP_K, system=None,
-            prompts_sha=experiment.prompts_sha(prompts))
-        return experiment.Experiment(self.out_dir.text().strip(), settings, prompts)
+        out, context = self.out_dir.text().strip(), "urial" if self.urial.isChecked() else "plain"
+        seed, max_tokens = self.seed.value(), self.max_tokens.value()
+
+        def make() -> experiment.Experiment:
+            settings = experiment.Settings(
+                base=self.model_paths[0], instruct=self.model_paths[1], vocab_id=base.vocab_id, context=context,
+                temperature=0.0, seed=seed, max_tokens=max_tokens, top_k=DEFAULT_TOP_K, system=None,
+                prompts_sha=experiment.prompts_sha(prompts))
+            return experiment.Experiment(out, settings, prompts)
+
+        return prompts, make
 
     def start(self) -> None:
         if self.running:
             return
         try:
-            exp = self._experiment()
+            prompts, make = self._experiment()
         except TandemError as exc:
             self._say(str(exc), error=True)
             return
         self._stop = stop = threading.Event()
         self.report = None
         self._set_running(True)
-        self._say(f"Starting {len(exp.prompts)} prompts…")
+        self._say(f"Starting {len(prompts)} prompts…")
         base, instruct = self.models
 
         def work():
+            exp = make()
             path = exp.run(base, instruct, progress=self.progressed.emit, should_stop=stop.is_set)
             return path, dict(exp.failures), stop.is_set()
 
