@@ -18,6 +18,7 @@ from desktop.compare.presets import FEW_SHOT_STOP, wrap_few_shot
 from desktop.engine.backends import split_threads
 from desktop.engine.model import GenerationStream, Model
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
+from desktop.lens import preset as lens_preset
 
 SIDES = ("base", "instruct")
 
@@ -44,9 +45,26 @@ class PairRequest:
             base_params = dataclasses.replace(params, stop=(*params.stop, FEW_SHOT_STOP))
         return cls(prompt, params, wrap_few_shot(few_shot_template, prompt), base_params, system, True)
 
+    @classmethod
+    def in_context(cls, prompt: str, params: SamplingParams, system: str | None = None) -> PairRequest:
+        """The base model under the in-context alignment preset (``desktop.lens.preset``: a preamble and
+        three stylistic examples before a ``# Query:`` wrapper), stopping where it would start a new query."""
+        stops = tuple(dict.fromkeys((*params.stop, *lens_preset.STOP)))
+        return cls(prompt, params, lens_preset.wrap_prompt(prompt), dataclasses.replace(params, stop=stops),
+                   system)
+
+    @property
+    def uses_preset(self) -> bool:
+        return is_in_context(self.prompt, self.base_input)
+
     @property
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "user", "content": self.prompt}]
+
+
+def is_in_context(prompt: str, base_input: str) -> bool:
+    """Whether a run's base input is the in-context alignment preset around its prompt (a reopened run too)."""
+    return bool(prompt.strip()) and base_input == lens_preset.wrap_prompt(prompt)
 
 
 def with_run_seed(params: SamplingParams) -> SamplingParams:

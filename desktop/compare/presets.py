@@ -61,6 +61,12 @@ FEW_SHOT_HINT = ("Few-shot: the base model gets your prompt wrapped in a few que
                  "answering becomes the natural continuation. Its run stops at the next \u201cQ:\u201d line. "
                  "How close does it get to the instruct model?")
 
+ICL_HINT = ("In-context alignment: the base model gets a preamble and three example answers in "
+            "\u201c# Query:\u201d / \u201c# Answer:\u201d form before your prompt (the URIAL recipe), and stops at "
+            "the next \u201c# Query:\u201d. Look for a warm opening, a structured body and an offer of more, as the "
+            "instruct model writes. The Alignment view measures how close it gets: the instruct answer ranked "
+            "under base + preamble, and how much of the two answers match.")
+
 DEFAULT_FEW_SHOT_TEMPLATE = (
     "Q: What is the capital of France?\n"
     "A: The capital of France is Paris.\n"

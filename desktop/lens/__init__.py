@@ -10,9 +10,13 @@ these, and so will Compare:
   (``ShiftResult``, instruct ScoreResult, base ScoreResult). ``ShiftResult.tokens`` carry ``cls`` (colour)
   and ``base_top`` / ``rank`` / both logprobs (hover); ``.shares`` beside ``shift.PAPER_ROWS``;
   ``.top_shifted()`` for the table; ``.shares_by_position()`` and the per-token ranks for the profile plot.
-  ``VocabMismatch`` (one line) is the view's refusal text for a pair from two families.
+  ``VocabMismatch`` (one line) is the view's refusal text for a pair from two families. ``context="chat"``
+  (``analyze.CHAT_CONTEXT``) has the base model read the query through its own chat template: the same file
+  on both sides, greedy, is then exactly 100 % unshifted.
 - In-context alignment preset: ``preset.wrap_prompt(query)`` as the base model's prompt with
-  ``preset.STOP`` as stop strings, ``preset.clean_answer`` on its output; ``context="icl"`` measures it.
+  ``preset.STOP`` as stop strings, ``preset.clean_answer`` on its output; ``context="icl"`` measures it, and
+  ``shift.answer_agreement(base_ids, instruct_ids)`` says how far the base+preamble answer itself matches the
+  instruct one (common start, shared stretches).
 - "Run a prompt set…": ``experiment.Experiment(out_dir, Settings(...), load_prompts(path)).run(base,
   instruct, progress=callback, should_stop=flag)`` in a worker thread; ``Progress`` is a frozen value to
   emit as a signal; the return value is report.md's path to open.

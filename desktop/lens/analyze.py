@@ -20,6 +20,10 @@ from desktop.lens import preset
 from desktop.lens.shift import CONTEXT_NOTES, ShiftResult, check_same_vocab, token_shift
 
 CONTEXTS = tuple(CONTEXT_NOTES)  # "plain", "urial", "icl"
+# For ``shift_answer`` only (Compare's check): the base model reads the query through its *own* chat template,
+# the input the instruct side had. The same file on both sides, greedy, then gives exactly 100 % unshifted.
+CHAT_CONTEXT = "chat"
+CHAT_CONTEXT_NOTE = "the query through its own chat template, as the instruct side read it"
 DEFAULT_TOP_K = 20  # alternatives per position from each model: the base's top-3 and the KL's support
 
 
@@ -127,11 +131,14 @@ def shift_answer(base, instruct, query: str, answer: str | Sequence[int], *, con
     if top_k < 3:
         raise ValueError("top_k must be 3 or more (the base model's top-3 is part of the result)")
     chat = has_chat_template(instruct)
-    ctx = base_context(query, context)
+    ctx = query if context == CHAT_CONTEXT else base_context(query, context)
     inst = instruct.score(query if chat else ctx, answer, as_chat=chat, system=system if chat else None,
                           top_k=top_k)
     ids = [t.token_id for t in inst.tokens]
-    base_scored = base.score(ctx, ids, top_k=top_k)
+    if context == CHAT_CONTEXT:  # the base model's own chat template (it must have one)
+        base_scored = base.score(query, ids, as_chat=True, system=system, top_k=top_k)
+    else:
+        base_scored = base.score(ctx, ids, top_k=top_k)
     result = token_shift(base_scored.tokens, inst.tokens, context=context,
                          instruct_context=instruct_context_name(instruct), top_k=top_k)
     return result, inst, base_scored

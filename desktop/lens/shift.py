@@ -129,7 +129,7 @@ class Shares:
 class ShiftResult:
     """The token shift of one answer. ``context`` names how the base model's context was built."""
 
-    context: str  # "plain" | "urial" | "icl" (see CONTEXT_NOTES)
+    context: str  # "plain" | "urial" | "icl" (see CONTEXT_NOTES), or "chat" (analyze.CHAT_CONTEXT)
     instruct_context: str  # "chat template" or, for a model without one, "same as base"
     top_k: int
     tokens: tuple[TokenShift, ...]
@@ -223,6 +223,35 @@ def token_shift(base_tokens: Sequence, instruct_tokens: Sequence | None, *, cont
             base_logprob=t.logprob, instruct_logprob=None if inst is None else inst.logprob,
             base_top=tuple(Alternative(a.text, a.token_id, a.logprob) for a in t.top[:3]), kl=kl))
     return ShiftResult(context=context, instruct_context=instruct_context, top_k=top_k, tokens=tuple(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """How far two answers from one vocabulary agree, token for token: the in-context-aligned base
+    model's own answer against the instruct model's (does prompting alone make the base say the same?)."""
+
+    n_a: int
+    n_b: int
+    common_prefix: int  # tokens both answers start with, in order
+    matched: int  # tokens in stretches both answers share (difflib's matching blocks), counted once per answer
+
+    @property
+    def share(self) -> float | None:
+        """Percent of both answers' tokens that sit in shared stretches (None for two empty answers)."""
+        total = self.n_a + self.n_b
+        return 200.0 * self.matched / total if total else None
+
+
+def answer_agreement(a_ids: Sequence[int], b_ids: Sequence[int]) -> Agreement:
+    """The common start and the shared stretches of two answers' token ids (same vocabulary)."""
+    a, b = list(a_ids), list(b_ids)
+    prefix = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        prefix += 1
+    blocks = SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    return Agreement(len(a), len(b), prefix, sum(block.size for block in blocks))
 
 
 def pooled_shares(results: Sequence[ShiftResult]) -> Shares:

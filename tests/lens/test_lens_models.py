@@ -163,3 +163,16 @@ def json_records(folder):
     import json
 
     return json.loads((folder / "results.json").read_text())["records"]
+
+
+def test_same_instruct_file_reading_its_own_chat_template_is_all_unshifted(instruct, tiny_instruct):
+    """Compare's check: the base side reads the query through its own chat template, as the instruct side did."""
+    with load_model(tiny_instruct, OPTS) as again:
+        for prompt in PROMPTS:
+            gen = analyze.generate_instruct(instruct, prompt, analyze.greedy(24))
+            shift, _, _ = analyze.shift_answer(again, instruct, prompt, list(gen.token_ids),
+                                               context=analyze.CHAT_CONTEXT)
+            assert shift.context == "chat" and shift.shares.n == len(gen.token_ids) > 0
+            assert shift.shares.unshifted == 100.0
+            plain, _, _ = analyze.shift_answer(again, instruct, prompt, list(gen.token_ids))
+            assert [t.token_id for t in plain.tokens] == list(gen.token_ids)

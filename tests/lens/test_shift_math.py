@@ -101,3 +101,17 @@ def test_matplotlib_is_imported_only_when_a_report_is_drawn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_answer_agreement_counts_the_common_start_and_the_shared_stretches():
+    from desktop.lens.shift import answer_agreement
+
+    same = answer_agreement([5, 6, 7], [5, 6, 7])
+    assert (same.common_prefix, same.matched, same.share) == (3, 3, 100.0)
+    # the base+preamble answer starts like the instruct one, then one token differs and they meet again
+    a = answer_agreement([1, 2, 3, 9, 4, 5], [1, 2, 3, 8, 4, 5, 6, 7])
+    assert a.common_prefix == 3 and a.matched == 5
+    assert a.share == pytest.approx(100.0 * 2 * 5 / 14)
+    apart = answer_agreement([1, 2], [3, 4])
+    assert (apart.common_prefix, apart.matched, apart.share) == (0, 0, 0.0)
+    assert answer_agreement([], []).share is None

@@ -40,6 +40,7 @@ class PromptControls(QWidget):
         options_row = self._options_row()
         presets_row.addWidget(self.inputs_button)
         presets_row.addWidget(self.first_step_button)
+        presets_row.addWidget(self.alignment_button)
         self.hint = QLabel(GENERAL_HINT)
         self.hint.setObjectName("compareHint")
         self.hint.setWordWrap(True)
@@ -123,15 +124,33 @@ class PromptControls(QWidget):
         self.first_step_button = self._toggle("First step", "showFirstStepButton",
                                               "Both models' top-10 next tokens for this prompt, and how much "
                                               "they overlap")
+        self._lens_options()
         options_row = QHBoxLayout()
         options_row.addWidget(self.few_shot)
         options_row.addWidget(self.template_button)
+        options_row.addWidget(self.icl_toggle)
         options_row.addSpacing(16)
         options_row.addWidget(QLabel("Colours:"))
         options_row.addWidget(self.colour_mode)
         options_row.addWidget(self.legend)
         options_row.addStretch(1)
+        options_row.addWidget(self.prompt_set_button)
         return options_row
+
+    def _lens_options(self) -> None:
+        """The alignment lens: the in-context alignment preset, its view, and a whole prompt set."""
+        self.icl_toggle = QCheckBox("In-context alignment")
+        self.icl_toggle.setObjectName("iclToggle")
+        self.icl_toggle.setToolTip("Give the base model a preamble and three stylistic example answers in "
+                                   "'# Query:' / '# Answer:' form (URIAL): how close does prompting alone bring "
+                                   "it to its instruct sibling? It stops at the next '# Query:'.")
+        self.alignment_button = self._toggle("Alignment", "showAlignmentButton",
+                                             "Token shift: which tokens of the instruct answer the base model "
+                                             "would have chosen too (URIAL, ICLR 2024)")
+        self.prompt_set_button = QToolButton()
+        self.prompt_set_button.setObjectName("promptSetButton")
+        self.prompt_set_button.setText("Run a prompt set…")
+        self.prompt_set_button.setToolTip("Token shift over many prompts on these two models, with a report")
 
     def _toggle(self, text: str, name: str, tip: str) -> QToolButton:
         button = QToolButton()

@@ -27,6 +27,7 @@ from desktop.compare import record
 from desktop.compare.pair import SIDES
 from desktop.core import export
 from desktop.core.errors import HistoryError
+from desktop.ui.compare.compare_alignment import AlignmentView
 from desktop.ui.compare.compare_controls import FewShotTemplateView, PromptControls
 from desktop.ui.compare.compare_details import FirstStepView, InputsView
 from desktop.ui.compare.compare_views import OutputColumn
@@ -34,7 +35,7 @@ from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.notice import Notice
 
-DETAILS = ("inputs", "first_step", "template")  # the details tabs, in order
+DETAILS = ("inputs", "first_step", "template", "alignment")  # the details tabs, in order
 
 
 class CompareHistorySidebar(HistorySidebar):
@@ -93,6 +94,8 @@ class CompareWidgets:
         self.details.addTab(self.inputs_view, "Exact inputs")
         self.details.addTab(self.first_step_view, "First step")
         self.details.addTab(self.template_view, "Few-shot template")
+        self.alignment_view = AlignmentView()
+        self.details.addTab(self.alignment_view, "Alignment")
         self.details.setVisible(False)
         self.close_details = QToolButton()
         self.close_details.setText("✕")

@@ -20,13 +20,14 @@ from PySide6.QtWidgets import QWidget
 from desktop.compare import pair
 from desktop.compare.analysis import Cancelled, unless_cancelled
 from desktop.compare.pair import SIDES, PairRequest
-from desktop.compare.presets import FEW_SHOT_HINT, GENERAL_HINT, preset, preset_for_prompt
+from desktop.compare.presets import FEW_SHOT_HINT, GENERAL_HINT, ICL_HINT, preset, preset_for_prompt
 from desktop.compare.session import CompareSession
 from desktop.core.errors import HistoryError
 from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, SamplingParams
 from desktop.ui.compare.compare_history import RunHistory
 from desktop.ui.compare.compare_layout import DETAILS, CompareWidgets
+from desktop.ui.compare.compare_lens import AlignmentLens
 from desktop.ui.compare.compare_pair import PairPicker
 from desktop.ui.compare.compare_scoring import RunAnalysis
 from desktop.ui.runtime.context import AppContext
@@ -40,7 +41,7 @@ STATE_KEY = "compare"
 TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
 
 
-class ComparePane(RunAnalysis, RunHistory, Page):
+class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
     """The Compare pane. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     state_key = STATE_KEY
@@ -66,6 +67,7 @@ class ComparePane(RunAnalysis, RunHistory, Page):
         self.splitter = three_columns(self, "compareSplitter", self.sidebar, self.widgets.center, self.sampling,
                                       [180, 820, 220], sampling_min_width=None)
         self._connect()
+        self._setup_alignment()
         self._rate_timer = make_timer(self, 250, self._report_progress, single_shot=False)
         self._restore_state()
         self._page_ready()
@@ -124,6 +126,7 @@ class ComparePane(RunAnalysis, RunHistory, Page):
         if isinstance(state.get("template"), str) and state["template"].strip():
             self.template_edit.setPlainText(state["template"])
         self.few_shot.setChecked(bool(state.get("few_shot", False)))
+        self.controls.icl_toggle.setChecked(bool(state.get("in_context", False)))
         mode = state.get("colours")
         index = self.colour_mode.findData(mode) if isinstance(mode, str) else -1
         self.colour_mode.setCurrentIndex(max(0, index))
@@ -140,6 +143,7 @@ class ComparePane(RunAnalysis, RunHistory, Page):
 
     def state(self) -> dict:
         return {"models": self.pair.state(), "sampling": self.sampling.state(), "few_shot": self.few_shot.isChecked(),
+                "in_context": self.controls.icl_toggle.isChecked(),
                 "template": self.template_edit.toPlainText(), "colours": self.colour_mode.currentData(),
                 "splitter": self.splitter.sizes(), "run_id": self.run_id, "prompt": self.prompt_input.toPlainText()}
 
@@ -182,8 +186,8 @@ class ComparePane(RunAnalysis, RunHistory, Page):
     def _on_prompt_edited(self, *_args) -> None:
         p = preset_for_prompt(self.prompt_input.toPlainText())
         text = (f"<b>What to look for:</b> {p.look_for}" if p is not None else GENERAL_HINT)
-        if self.few_shot.isChecked():
-            text += f"<br><i>{FEW_SHOT_HINT}</i>"
+        if self.few_shot.isChecked() or self.controls.icl_toggle.isChecked():
+            text += f"<br><i>{ICL_HINT if self.controls.icl_toggle.isChecked() else FEW_SHOT_HINT}</i>"
         self.hint.setText(text)
         self._save_state_later()
 
@@ -208,7 +212,8 @@ class ComparePane(RunAnalysis, RunHistory, Page):
 
     def _sync_details_buttons(self, *_args) -> None:
         visible = self.details.isVisible()
-        for button, index in ((self.inputs_button, 0), (self.first_step_button, 1)):
+        for button, index in ((self.inputs_button, 0), (self.first_step_button, 1),
+                              (self.controls.alignment_button, DETAILS.index("alignment"))):
             button.blockSignals(True)
             button.setChecked(visible and self.details.currentIndex() == index)
             button.blockSignals(False)
@@ -232,6 +237,8 @@ class ComparePane(RunAnalysis, RunHistory, Page):
             return None
         try:
             params = pair.with_run_seed(self.sampling.params(logprobs=TOP_K_ALTERNATIVES))
+            if self.controls.icl_toggle.isChecked():
+                return PairRequest.in_context(prompt, params)
             template = self.template_edit.toPlainText() if self.few_shot.isChecked() else None
             return PairRequest.make(prompt, params, few_shot_template=template)
         except ValueError as exc:
@@ -376,6 +383,7 @@ class ComparePane(RunAnalysis, RunHistory, Page):
         self.run()
 
     def shutdown(self) -> None:
+        self._shutdown_alignment()
         self._cancel_everything()
         if self._save_call is not None:  # a run being written: let it land (the store closes after us)
             self._save_call.wait(5)
