@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from desktop.compare import record
 from desktop.compare.analysis import ModelView, Scored
 from desktop.compare.pair import SIDES, PairRequest
+from desktop.core.errors import ScoringUnavailable
 from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult, TokenEvent, TopToken
 
 KINDS = ("own", "cross")
@@ -116,6 +117,11 @@ class CompareSession:
         other = "instruct" if model == "base" else "base"
         out = Outcome()
         for side, kind, scored in ((model, "own", view.own), (other, "cross", view.cross)):
+            if isinstance(scored, ScoringUnavailable):  # the model can't score at all: one line, in the column
+                if kind == "cross":
+                    out.problems.append(f"No cross-scoring under the {model} model: {describe(scored)}")
+                    out.failed.append((side, out.problems[-1]))
+                continue
             if isinstance(scored, BaseException):
                 out.problems.append(f"Could not score the {side} output under the {model} model: "
                                     f"{describe(scored)}")

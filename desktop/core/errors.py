@@ -77,6 +77,11 @@ class ChatTemplateError(EngineError):
     """The chat template is missing (a base model) or failed to render."""
 
 
+class ScoringUnavailable(EngineError):
+    """The model's backend can't score given text (a server without that route, or one whose numbers failed
+    Tandem's check); the message is its ``Capabilities.scoring_note``."""
+
+
 class EngineBusy(EngineError):
     """The model is already running a request."""
 

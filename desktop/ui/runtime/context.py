@@ -25,6 +25,7 @@ from desktop.core.history import HistoryStore
 from desktop.core.settings import Settings, load_settings, save_settings
 from desktop.engine.types import LoadOptions
 from desktop.ui.runtime.model_manager import ModelManager
+from desktop.ui.runtime.remote_models import RemoteCatalog
 from desktop.ui.runtime.workers import run_in_thread
 
 
@@ -69,6 +70,7 @@ class AppContext(QObject):
         self._settings = settings or load_settings()
         self.history = history or HistoryStore()
         self.models = ModelManager(self)
+        self.remote = RemoteCatalog(self)  # the saved endpoints' models; refresh() asks them
         self._library: list[LibraryModel] = []
         self._library_scanned = False
         self._scan = None
@@ -87,9 +89,17 @@ class AppContext(QObject):
         old, self._settings = self._settings, new
         if new.models_dir != old.models_dir:
             self.refresh_library()
+        if new.offline != old.offline or new.endpoints != old.endpoints:
+            self.remote.refresh()
         if {k for k in changes if k != "ui_state"}:
             self.settingsChanged.emit(new)
         return new
+
+    def endpoints_changed(self) -> None:
+        """The endpoints store wrote the settings file (Settings → Endpoints): take its endpoints in, so a
+        later save of other settings keeps them, and ask the endpoints for their models again."""
+        self._settings = dataclasses.replace(self._settings, endpoints=load_settings().endpoints)
+        self.remote.refresh()
 
     def ui_state(self, key: str) -> dict[str, Any]:
         value = self._settings.ui_state.get(key)
