@@ -76,6 +76,11 @@ class RemoteStream:
     def done(self) -> bool:
         return self.final is not None
 
+    @property
+    def waiting(self) -> bool:
+        """Always False: a server queues requests itself and says nothing of it (the pane shows "thinking…")."""
+        return False
+
     def cancel(self) -> None:
         if self.final is None:
             self._cancel.set()
