@@ -229,8 +229,7 @@ def model_view(handle: Model, model_input: str, own_text: str, other_text: str, 
     user message for the instruct model (``as_chat``). Raises Cancelled when superseded."""
     caps = handle.capabilities
     if not caps.scoring:  # say why once, and spare the server two requests that can only fail
-        note = caps.scoring_note or "this backend can't score given text"
-        unavailable = ScoringUnavailable(f"{note[0].upper()}{note[1:]}.")
+        unavailable = ScoringUnavailable(caps.scoring_note)
         first = _or_error(lambda: first_step(handle, model_input, as_chat=as_chat, cancelled=cancelled))
         return ModelView(unavailable, unavailable, first)
     parts: list = []

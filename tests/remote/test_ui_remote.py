@@ -50,8 +50,8 @@ def items(combo: QComboBox) -> list[str]:
     return [combo.itemText(i) for i in range(combo.count())]
 
 
-def pick_remote(qtbot, combo: QComboBox, bar, model_id: str):
-    index = next(i for i in range(combo.count()) if combo.itemText(i).strip().startswith(model_id))
+def pick_remote(qtbot, combo: QComboBox, bar, model_id: str, endpoint: str = "box"):
+    index = next(i for i in range(combo.count()) if combo.itemData(i) == f"endpoint:{endpoint}/{model_id}")
     combo.setCurrentIndex(index)
     qtbot.waitUntil(lambda: bar.handle is not None or bool(bar.error), timeout=LOAD_TIMEOUT_MS)
     assert bar.error == "", bar.error
@@ -98,7 +98,8 @@ def test_endpoints_dialog_tests_the_real_server_and_keeps_the_key_in_the_keyring
                   window.compare_pane.columns["base"].bar.combo, window.compare_pane.columns["instruct"].bar.combo):
         texts = items(combo)
         heading = texts.index("box (llama-server)")
-        assert texts[heading + 1].strip() == f"{model_id}  ·  remote"
+        assert texts[heading + 1].strip() == "SmolLM2-135M-Instruct.Q4_1.gguf  ·  remote"  # its file name
+        assert model_id in combo.itemData(heading + 1, Qt.ItemDataRole.ToolTipRole)  # the whole id
 
     # the key is only in the keyring: not in the settings file, the logs or anywhere under TANDEM_HOME
     window.close()
@@ -193,9 +194,9 @@ def test_compare_a_local_base_with_a_remote_instruct(qtbot, window, llama_server
     assert base.text() and instruct.text()
     qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=90_000)
     # the instruct model's server can't score: one line, where cross-scoring of the base output would be
-    note = ("No cross-scoring under the instruct model: Cross-scoring needs a server that scores given text "
+    note = ("Not scored by the instruct model: cross-scoring needs a server that scores given text "
             "(vLLM, SGLang); this llama-server can't.")
-    assert base.surprise.text() == note
+    assert base.surprise.text() == note and "#c0392b" not in base.surprise.styleSheet()
     assert pane.analysis_label.text() == note
     # the rest keeps working: the local base model scored the instruct output, both first steps are there
     assert instruct.cross is not None and instruct.cross.tokens
@@ -225,7 +226,7 @@ def test_a_server_killed_mid_reply_leaves_a_marked_partial_reply(qtbot, window, 
     add_endpoint(qtbot, window, "dying", url)
     pane = window.chat_pane
     window.show_page("chat")
-    pick_remote(qtbot, pane.model_bar.combo, pane.model_bar, served_model(url))
+    pick_remote(qtbot, pane.model_bar.combo, pane.model_bar, served_model(url), "dying")
     pane.sampling.max_tokens.setValue(600)
     pane.sampling.temperature.setValue(0.0)
     pane.input.setPlainText("Count from 1 to 300, separated by commas.")
@@ -264,7 +265,7 @@ def test_stop_on_a_stalled_server_ends_the_pane_within_200ms(qtbot, window):
         add_endpoint(qtbot, window, "stall", srv.url)
         pane = window.completion_pane
         window.show_page("completion")
-        pick_remote(qtbot, pane.model_bar.combo, pane.model_bar, "stall-model")
+        pick_remote(qtbot, pane.model_bar.combo, pane.model_bar, "stall-model", "stall")
         pane.editor.setPlainText("The capital city of France is")
         with qtbot.waitSignal(pane.generationEnded, timeout=30_000) as ended:
             qtbot.mouseClick(pane.generate_button, Qt.MouseButton.LeftButton)

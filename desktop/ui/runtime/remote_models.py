@@ -29,10 +29,18 @@ def parse_ref(ref: str) -> tuple[str, str] | None:
     return endpoint, model_id
 
 
+def short_id(model_id: str) -> str:
+    """A model id as a picker shows it: llama-server and llama-cpp-python name a model by its file path
+    (show the file name); a hub-style id such as ``meta-llama/Llama-3.1-70B`` stays whole."""
+    if model_id.startswith(("/", "~")) or "\\" in model_id or model_id.lower().endswith(".gguf"):
+        return model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model_id
+    return model_id
+
+
 def ref_label(ref: str) -> str:
     """How a person reads a ref: 'model-id @ endpoint'."""
     parsed = parse_ref(ref)
-    return f"{parsed[1]} @ {parsed[0]}" if parsed else ref
+    return f"{short_id(parsed[1])} @ {parsed[0]}" if parsed else ref
 
 
 def list_endpoints() -> list[EndpointModels]:

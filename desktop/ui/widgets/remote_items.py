@@ -12,7 +12,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QComboBox
 
 from desktop.engine.backends import EndpointModels
-from desktop.ui.runtime.remote_models import remote_ref
+from desktop.ui.runtime.remote_models import remote_ref, short_id
 
 HEADING_ROLE = Qt.ItemDataRole.UserRole + 1  # True on an endpoint's heading row
 
@@ -26,7 +26,7 @@ def add_remote_items(combo: QComboBox, entries: list[EndpointModels]) -> None:
         if not e.error and not e.models:
             _add_disabled(combo, "    serves no models right now", e.url)
         for model_id in e.models:
-            combo.addItem(f"    {model_id}  ·  remote", remote_ref(e.endpoint, model_id))
+            combo.addItem(f"    {short_id(model_id)}  ·  remote", remote_ref(e.endpoint, model_id))
             combo.setItemData(combo.count() - 1, f"{model_id} on {e.endpoint} ({e.url})",
                               Qt.ItemDataRole.ToolTipRole)
 
