@@ -250,7 +250,8 @@ class RemoteModel:
     def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
               system: str | None = None, top_k: int = 0) -> ScoreResult:
         if not self._caps.scoring:
-            raise ScoringUnavailable(self._caps.scoring_note or f"{self._info.backend} can't score given text")
+            note = self._caps.scoring_note
+            raise ScoringUnavailable(note, f"Can't score on {self._info.backend}: {note}.")
         if as_chat:
             prompt = self.render_chat([{"role": "user", "content": prompt}], system=system)
         return self._score_text(prompt, continuation, top_k)

@@ -72,6 +72,7 @@ class EndpointsDialog(QDialog):
         self.resize(640, 560)
         self.refresh_list()
         self.new_endpoint()
+        self.name.setFocus()  # not the list: focusing it would pick its first endpoint over the empty form
 
     # --- building --------------------------------------------------------------------------------
 
@@ -110,7 +111,8 @@ class EndpointsDialog(QDialog):
         self.key_env = QLineEdit()
         self.key_env.setObjectName("endpointKeyEnv")
         self.key_env.setPlaceholderText("or the name of an environment variable that holds it, e.g. VLLM_API_KEY")
-        self.keyring_label = QLabel(self.keyring_note)
+        self.keyring_label = QLabel("No OS keyring is available here (headless Linux without a Secret Service), so "
+                                    "Tandem can't store API keys: name an environment variable above that holds it.")
         self.keyring_label.setObjectName("keyringNote")
         self.keyring_label.setWordWrap(True)
         self.keyring_label.setVisible(not self.keyring_ok)
@@ -193,6 +195,7 @@ class EndpointsDialog(QDialog):
         self._changed()
         self.refresh_list()
         self.new_endpoint()
+        self.name.setFocus()  # not the list: focusing it would pick its first endpoint over the empty form
         self._say(f"Removed {ep.name} (and its stored key).")
 
     # --- save and test ---------------------------------------------------------------------------

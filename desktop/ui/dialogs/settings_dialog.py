@@ -89,7 +89,10 @@ class SettingsDialog(QDialog):
         self.endpoints_button.setObjectName("endpointsButton")
         self.endpoints_button.setToolTip("Inference servers (vLLM, SGLang, llama-server, Ollama) to run models on")
         self.endpoints_button.clicked.connect(self.open_endpoints)
-        form.addRow("Inference servers", self.endpoints_button)
+        endpoints_row = QHBoxLayout()
+        endpoints_row.addWidget(self.endpoints_button)
+        endpoints_row.addStretch(1)
+        form.addRow("Inference servers", endpoints_row)
         return form
 
     def open_endpoints(self):
