@@ -292,3 +292,22 @@ def test_offline_mode_refuses_a_far_endpoint_before_any_lookup(qtbot, ui_setting
     heading = next(t for t in texts if t.startswith("far"))
     assert heading.startswith("far · Offline mode is on, so Tandem will not contact the server at gpu-box.invalid")
     assert "gpu-box.invalid" not in looked_up
+
+
+def test_compare_both_sides_on_one_server(qtbot, window, llama_server):
+    add_endpoint(qtbot, window, "box", llama_server)
+    pane = window.compare_pane
+    window.show_page("compare")
+    model_id = served_model(llama_server)
+    for side in ("base", "instruct"):
+        pick_remote(qtbot, pane.columns[side].bar.combo, pane.columns[side].bar, model_id)
+    assert pane.columns["base"].bar.handle is pane.columns["instruct"].bar.handle  # one connection, shared
+    pane.sampling.max_tokens.setValue(8)
+    pane.prompt_input.setPlainText("Say hello.")
+    with qtbot.waitSignal(pane.runEnded, timeout=90_000) as ended:
+        qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+    assert all(f.error is None for f in ended.args[0].values())
+    assert pane.columns["base"].text() and pane.columns["instruct"].text()
+    qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=90_000)
+    for side, other in (("base", "instruct"), ("instruct", "base")):
+        assert pane.columns[side].surprise.text().startswith(f"Not scored by the {other} model: cross-scoring")
