@@ -311,3 +311,25 @@ def test_compare_both_sides_on_one_server(qtbot, window, llama_server):
     qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=90_000)
     for side, other in (("base", "instruct"), ("instruct", "base")):
         assert pane.columns[side].surprise.text().startswith(f"Not scored by the {other} model: cross-scoring")
+
+
+def test_test_connection_sends_the_typed_key_only_as_a_header_and_a_refusal_is_one_line(qtbot, window):
+    srv = openai_server()
+    srv.routes[("GET", "/v1/models")] = lambda r: r.json({"error": {"message": "Invalid API key"}}, 401)
+    try:
+        settings = window.open_settings()
+        qtbot.addWidget(settings)
+        dialog = settings.open_endpoints()
+        qtbot.addWidget(dialog)
+        dialog.url.setText(srv.url)
+        dialog.key.setText(SECRET)
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.test_button.isEnabled(), timeout=30_000)
+        text = dialog.message.text()
+        assert "refused the request (401: Invalid API key)" in text and "API key" in text and "\n" not in text
+        assert SECRET not in text
+        (method, path, headers, body), *_ = srv.requests
+        assert (method, path, headers["Authorization"], body) == ("GET", "/v1/models", f"Bearer {SECRET}", None)
+        assert all(SECRET not in p for _m, p, _h, _b in srv.requests)  # never in a URL
+    finally:
+        srv.stop()
