@@ -169,5 +169,6 @@ class AppContext(QObject):
     # --- shutdown --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        self.remote.stop()
         self.models.shutdown()
         self.history.close()

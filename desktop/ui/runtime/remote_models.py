@@ -90,5 +90,12 @@ class RemoteCatalog(QObject):
     def _on_failed(self, exc: BaseException) -> None:
         self._on_listed([EndpointModels("endpoints", "", error=f"Could not read the endpoints: {exc}")])
 
+    def stop(self) -> None:
+        """At exit: a listing still on its way is dropped unseen."""
+        if self._call is not None:
+            self._call.discard()
+            self._call = None
+        self._again = False
+
     def entry(self, endpoint: str) -> EndpointModels | None:
         return next((e for e in self._entries if e.endpoint == endpoint), None)

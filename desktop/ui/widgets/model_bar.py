@@ -88,7 +88,7 @@ class ModelBar(QWidget):
         models.loadFailed.connect(self._on_failed)
         models.unloaded.connect(self._on_unloaded)
         context.libraryChanged.connect(self._populate)
-        context.remote.changed.connect(lambda _entries: self._populate(self.context.library))
+        context.remote.changed.connect(self._on_remote_changed)  # a method: it goes with this widget
         self._populate(context.library)
 
     # --- the list --------------------------------------------------------------------------------
@@ -130,6 +130,9 @@ class ModelBar(QWidget):
         if self._wanted_path and self.combo.findData(self._wanted_path) >= 0 and self.key is None:
             wanted, self._wanted_path = self._wanted_path, ""
             self.select_path(wanted)
+
+    def _on_remote_changed(self, _entries: list) -> None:
+        self._populate(self.context.library)
 
     def current_path(self) -> str:
         return self.combo.currentData() or ""
