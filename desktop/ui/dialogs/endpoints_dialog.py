@@ -10,6 +10,7 @@ GUI thread, what it is and what each of its models can do; every fault is one li
 from __future__ import annotations
 
 import logging
+import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -246,8 +247,6 @@ class EndpointsDialog(QDialog):
                                         name="tandem-endpoint-test")
 
     def _env_key(self) -> str | None:
-        import os
-
         env = self.key_env.text().strip()
         if not env:
             return None
