@@ -26,6 +26,7 @@ def create_main_window(context=None):
     apply_theme(context.settings.theme)
     window = MainWindow(context)
     context.refresh_library()
+    context.remote.refresh()
     return window
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from desktop.core.errors import ContextOverflow
+from desktop.core.errors import ContextOverflow, ScoringUnavailable
 from desktop.engine.model import Model
 from desktop.engine.types import FinalEvent, SamplingParams, ScoredToken, ScoreResult, TokenEvent, TopToken
 
@@ -227,6 +227,11 @@ def model_view(handle: Model, model_input: str, own_text: str, other_text: str, 
     """Score both outputs under ``handle``'s model given its own input, then take its first step.
     ``model_input`` is what this model was given: the raw (or few-shot) prompt for the base model, the
     user message for the instruct model (``as_chat``). Raises Cancelled when superseded."""
+    caps = handle.capabilities
+    if not caps.scoring:  # say why once, and spare the server two requests that can only fail
+        unavailable = ScoringUnavailable(caps.scoring_note)
+        first = _or_error(lambda: first_step(handle, model_input, as_chat=as_chat, cancelled=cancelled))
+        return ModelView(unavailable, unavailable, first)
     parts: list = []
     for step in (lambda: score_fitting(handle, model_input, own_text, as_chat=as_chat, cancelled=cancelled),
                  lambda: score_fitting(handle, model_input, other_text, as_chat=as_chat, cancelled=cancelled),
@@ -242,3 +247,12 @@ def model_view(handle: Model, model_input: str, own_text: str, other_text: str, 
     scored = [Scored(p[0], p[1], len(t)) if isinstance(p, tuple) else p for p, t in zip((own, cross), texts,
                                                                                        strict=True)]
     return ModelView(scored[0], scored[1], first)
+
+
+def _or_error(step: Callable[[], object]):
+    try:
+        return step()
+    except Cancelled:
+        raise
+    except Exception as exc:  # shown where it belongs
+        return exc

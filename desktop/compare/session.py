@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from desktop.compare import record
 from desktop.compare.analysis import ModelView, Scored
 from desktop.compare.pair import SIDES, PairRequest
+from desktop.core.errors import ScoringUnavailable
 from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult, TokenEvent, TopToken
 
 KINDS = ("own", "cross")
@@ -31,6 +32,7 @@ class Outcome:
 
     scored: list[tuple[str, str, Scored]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (side, the problem) of a cross score
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (side, why the model can't score at all)
     first: tuple[TopToken, ...] | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -116,6 +118,11 @@ class CompareSession:
         other = "instruct" if model == "base" else "base"
         out = Outcome()
         for side, kind, scored in ((model, "own", view.own), (other, "cross", view.cross)):
+            if isinstance(scored, ScoringUnavailable):  # the model can't score at all: one line, in the column
+                if kind == "cross":
+                    out.problems.append(f"Not scored by the {model} model: {scored.note}.")
+                    out.unavailable.append((side, out.problems[-1]))
+                continue
             if isinstance(scored, BaseException):
                 out.problems.append(f"Could not score the {side} output under the {model} model: "
                                     f"{describe(scored)}")

@@ -78,6 +78,16 @@ class ChatTemplateError(EngineError):
     """The chat template is missing (a base model) or failed to render."""
 
 
+class ScoringUnavailable(EngineError):
+    """The model's backend can't score given text (a server without that route, or one whose numbers failed
+    Tandem's check); ``note`` is its ``Capabilities.scoring_note``, the message that note as a sentence."""
+
+    def __init__(self, note: str, message: str = ""):
+        note = note.strip().rstrip(".") or "this backend can't score given text"
+        super().__init__(message or f"{note[0].upper()}{note[1:]}.")
+        self.note = note
+
+
 class EngineBusy(EngineError):
     """The model is already running a request."""
 

@@ -24,6 +24,57 @@ def open_model(path: str | os.PathLike, options: LoadOptions | None = None) -> M
     return load_model(path, options)
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointModels:
+    """What a saved endpoint serves, as a picker lists it: its models' ids, or the one-line reason there
+    are none to offer (offline mode, the server is down, a refused key)."""
+
+    endpoint: str
+    url: str
+    engine: str = ""  # "vLLM", "llama-server", ... ("" when the server was not reached)
+    models: tuple[str, ...] = ()
+    error: str = ""
+
+
+def open_remote(endpoint: str, model_id: str) -> Model:
+    """Open ``model_id`` on a saved endpoint (or a URL): detection, and the check of its logprobs. Blocks
+    (call it off the GUI thread). Raises a ``RemoteError`` / ``EndpointError`` / ``OfflineError``."""
+    from desktop.engine.remote import open_endpoint
+
+    return open_endpoint(endpoint, model_id or None)
+
+
+def endpoint_models(endpoint: str) -> EndpointModels:
+    """Which models a saved endpoint serves (one quick request, no checking). Blocks; never raises: a
+    fault is the result's one-line ``error``. Offline mode refuses a non-loopback endpoint before any
+    DNS lookup."""
+    from desktop.core.endpoints import EndpointStore
+    from desktop.core.errors import TandemError
+    from desktop.engine.remote import detect
+    from desktop.engine.remote_engines import LABELS
+    from desktop.engine.remote_http import Transport
+
+    url = endpoint
+    try:
+        url, key, _label = EndpointStore().resolve(endpoint)
+        t = Transport(url, key, connect_timeout=3.0, read_timeout=15.0)  # a picker must not hang on it
+        try:
+            facts = detect(t)
+        finally:
+            t.close()
+    except (TandemError, ValueError) as exc:
+        return EndpointModels(endpoint, url, error=str(exc))
+    return EndpointModels(endpoint, url, LABELS[facts.engine], tuple(m.id for m in facts.models))
+
+
+def describe_endpoint(url: str, api_key: str | None = None) -> dict:
+    """What "Test connection" shows: the engine, its version and each model with what it can do (its
+    scores checked). Blocks; raises the fault's one-line error."""
+    from desktop.engine.remote import describe
+
+    return describe(url, api_key=api_key)
+
+
 def split_threads(models: Sequence[Model]) -> int | None:
     """CPU threads per local model when these models decode at the same time: their load-time counts share
     the cores (oversubscribed OpenMP threads spin against each other and every model crawls). One local

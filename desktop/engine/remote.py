@@ -23,6 +23,7 @@ from desktop.core.errors import (
     ChatTemplateError,
     EngineError,
     RemoteError,
+    ScoringUnavailable,
     ServerProtocolError,
     UnknownModel,
 )
@@ -249,7 +250,8 @@ class RemoteModel:
     def score(self, prompt: str, continuation: str, *, as_chat: bool = False,
               system: str | None = None, top_k: int = 0) -> ScoreResult:
         if not self._caps.scoring:
-            raise EngineError(f"Can't score on {self._info.backend}: {self._caps.scoring_note}.")
+            note = self._caps.scoring_note
+            raise ScoringUnavailable(note, f"Can't score on {self._info.backend}: {note}.")
         if as_chat:
             prompt = self.render_chat([{"role": "user", "content": prompt}], system=system)
         return self._score_text(prompt, continuation, top_k)

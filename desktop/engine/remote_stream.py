@@ -73,13 +73,13 @@ class RemoteStream:
         self._model._t.post_json(request.path, body, model=self._model.model_id)  # raises the real error
 
     @property
-    def waiting(self) -> bool:
-        """A remote request is sent at once: the server does its own queueing."""
-        return False
-
-    @property
     def done(self) -> bool:
         return self.final is not None
+
+    @property
+    def waiting(self) -> bool:
+        """Always False: a server queues requests itself and says nothing of it (the pane shows "thinking…")."""
+        return False
 
     def cancel(self) -> None:
         if self.final is None:

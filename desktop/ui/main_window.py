@@ -204,8 +204,10 @@ class MainWindow(QMainWindow):
             text += " · loading " + ", ".join(k.name for k in loading) + "…"
         self.loaded_label.setText(text)
         backends = sorted({h.info.backend for _k, h in loaded})
+        remote = sorted({f"{h.info.backend} ({key.name})" for key, h in loaded if h.capabilities.remote})
         self.backend_label.setText("Backend: " + (" / ".join(backends) if backends else "—"))
-        self.backend_label.setToolTip("Where the loaded models run (CPU, CUDA, Metal, Vulkan)")
+        self.backend_label.setToolTip("Where the loaded models run (CPU, CUDA, Metal, Vulkan)" + (
+            ". Prompts to these go over the network: " + ", ".join(remote) if remote else ""))
 
     def _on_rate(self, source: str, rate: float) -> None:
         if rate > 0:

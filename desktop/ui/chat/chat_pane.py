@@ -260,6 +260,8 @@ class ChatPane(SingleModelPage):
                 if text:
                     meta = {"finish_reason": final.finish_reason, "stats": final.stats.as_json(),
                             "seed": final.stats.seed}
+                    if final.error is not None:  # a reply cut off: what was said stays, with why it stopped
+                        meta["error"] = error_text(final.error)
                     self.context.history.update_message(reply_id, text, complete=True, meta=meta)
                 else:
                     self.context.history.truncate_chat_at(reply_id)
@@ -406,6 +408,10 @@ class ChatPane(SingleModelPage):
             return
         if self.is_generating():
             return  # the running job reports the prompt it used; refreshed when it ends
+        if not handle.capabilities.server_template:  # the server templates the chat itself: say so
+            self.prompt_view.set_prompt("")
+            self.prompt_view.setPlaceholderText(f"Can't show the prompt: {handle.capabilities.template_note}.")
+            return
         messages = [{"role": t.role, "content": t.content} for t in self.turns]
         system = self.system_prompt.toPlainText().strip() or None
         if self._render_call is not None:

@@ -288,9 +288,11 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             return say_if_waiting(control, pair.start("base", models["base"], request, threads), "the base model")
 
         def start_instruct(control: JobControl):
-            try:  # the exact templated text, for the inputs view
+            caps = models["instruct"].capabilities
+            try:  # the exact templated text, for the inputs view (a server may template it unseen)
                 control.report(unless_cancelled(lambda: models["instruct"].render_chat(request.messages),
-                                                lambda: control.cancelled))
+                                                lambda: control.cancelled) if caps.server_template
+                               else {"note": f"Can't show the prompt: {caps.template_note}."})
             except Cancelled:
                 return None
             return say_if_waiting(control, pair.start("instruct", models["instruct"], request, threads),
@@ -307,7 +309,10 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             job.start()
 
     def _on_templated(self, text: object) -> None:
-        if isinstance(text, str):
+        if isinstance(text, dict):  # the instruct model's server applies its template itself
+            self.inputs_view.set_inputs(None, "", few_shot=self.session.few_shot)
+            self.inputs_view.instruct_view.setPlaceholderText(text["note"])
+        elif isinstance(text, str):
             self.session.templated(text)
             self.inputs_view.set_inputs(None, text, few_shot=self.session.few_shot)
 

@@ -61,6 +61,8 @@ class RunAnalysis:
         outcome = self.session.apply_view(model, view, error_text)
         for side, problem in outcome.failed:
             self.columns[side].show_scoring(problem, error=True)
+        for side, note in outcome.unavailable:  # a limit of the model's server, not a fault: said plainly
+            self.columns[side].show_scoring(note)
         for side, kind, scored in outcome.scored:
             self.columns[side].set_scores(**{kind: scored.result, f"{kind}_chars": scored.chars})
         if outcome.first is not None:

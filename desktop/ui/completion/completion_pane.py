@@ -316,7 +316,7 @@ class CompletionPane(SingleModelPage):
 
     def _count_context(self) -> None:
         handle = self.model_bar.handle
-        if handle is None or self.is_generating():
+        if handle is None or self.is_generating() or not handle.capabilities.tokenizer:  # a server may not count
             return
         if self._count_call is not None:
             self._count_call.discard()

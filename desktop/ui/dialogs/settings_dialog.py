@@ -1,4 +1,5 @@
-"""The settings dialog: models folder, threads, GPU layers, default context, offline mode, HF token, theme.
+"""The settings dialog: models folder, threads, GPU layers, default context, offline mode, HF token, theme,
+and the button to Settings → Endpoints (inference servers).
 
 Values are checked by ``Settings.validated()`` and saved atomically by the context; a bad value shows its
 one-line reason in the dialog and nothing is lost. The Hugging Face token never goes into the settings file:
@@ -84,7 +85,23 @@ class SettingsDialog(QDialog):
         form.addRow("Hugging Face token", token_row)
         form.addRow("", self.token_status)
         form.addRow("Theme", self.theme)
+        self.endpoints_button = QPushButton("Endpoints…")
+        self.endpoints_button.setObjectName("endpointsButton")
+        self.endpoints_button.setToolTip("Inference servers (vLLM, SGLang, llama-server, Ollama) to run models on")
+        self.endpoints_button.clicked.connect(self.open_endpoints)
+        endpoints_row = QHBoxLayout()
+        endpoints_row.addWidget(self.endpoints_button)
+        endpoints_row.addStretch(1)
+        form.addRow("Inference servers", endpoints_row)
         return form
+
+    def open_endpoints(self):
+        """Settings → Endpoints: its own dialog (saved as you go, apart from this form's Save)."""
+        from desktop.ui.dialogs.endpoints_dialog import EndpointsDialog
+
+        dialog = EndpointsDialog(self.context, self)
+        dialog.open()
+        return dialog
 
     def _machine_fields(self, s) -> tuple[QHBoxLayout, QHBoxLayout]:
         """Where models live and how they run: folder, threads, GPU layers, context, offline."""

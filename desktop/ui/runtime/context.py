@@ -23,10 +23,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.core.endpoints import EndpointStore
 from desktop.core.history import HistoryStore
 from desktop.core.settings import Settings, load_settings, save_settings
 from desktop.engine.types import LoadOptions
 from desktop.ui.runtime.model_manager import ModelManager
+from desktop.ui.runtime.remote_models import RemoteCatalog
 from desktop.ui.runtime.workers import run_in_thread
 
 
@@ -71,6 +73,7 @@ class AppContext(QObject):
         self._settings = settings or load_settings()
         self.history = history or HistoryStore()
         self.models = ModelManager(self)
+        self.remote = RemoteCatalog(self)  # the saved endpoints' models; refresh() asks them
         self._library: list[LibraryModel] = []
         self._library_scanned = False
         self._scan = None
@@ -94,9 +97,21 @@ class AppContext(QObject):
             old, self._settings = self._settings, new
         if new.models_dir != old.models_dir:
             self.refresh_library()
+        if new.offline != old.offline or new.endpoints != old.endpoints:
+            self.remote.refresh()
         if {k for k in changes if k != "ui_state"}:
             self.settingsChanged.emit(new)
         return new
+
+    def endpoint_store(self) -> EndpointStore:
+        """The endpoints store for the ui: it writes through this context's settings, under the lock the
+        background page-state writer takes, so neither write can undo the other (a store writing the file
+        on its own lost a just-added endpoint when a page-state save of the older settings landed after it)."""
+        return _ContextEndpointStore(self)
+
+    def endpoints_changed(self) -> None:
+        """Settings → Endpoints changed the endpoints: ask them for their models again."""
+        self.remote.refresh()
 
     def ui_state(self, key: str) -> dict[str, Any]:
         value = self._settings.ui_state.get(key)
@@ -195,6 +210,25 @@ class AppContext(QObject):
     # --- shutdown --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        self.remote.stop()
         self.flush_settings()
         self.models.shutdown()
         self.history.close()
+
+
+class _ContextEndpointStore(EndpointStore):
+    """An EndpointStore whose endpoints live in the AppContext's settings (see ``endpoint_store``)."""
+
+    def __init__(self, context: AppContext):
+        super().__init__()
+        self._context = context
+
+    def _raw(self) -> dict:
+        return dict(self._context.settings.endpoints)
+
+    def _save(self, endpoints: dict) -> None:
+        ctx = self._context
+        with ctx._write_lock:
+            new = dataclasses.replace(ctx._settings, endpoints=endpoints)
+            save_settings(new)
+            ctx._settings = new

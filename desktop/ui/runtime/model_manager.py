@@ -19,9 +19,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.engine.backends import open_model
+from desktop.engine.backends import open_model, open_remote
 from desktop.engine.model import Model
 from desktop.engine.types import LoadOptions
+from desktop.ui.runtime.remote_models import parse_ref, ref_label
 from desktop.ui.runtime.workers import run_in_thread
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,12 @@ class ModelKey:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return ref_label(self.path) if self.remote else Path(self.path).name
+
+    @property
+    def remote(self) -> bool:
+        """A model on a saved endpoint (``path`` is its ref, see runtime/remote_models.py)."""
+        return parse_ref(self.path) is not None
 
     def __str__(self) -> str:
         return self.path
@@ -63,7 +69,9 @@ class ModelManager(QObject):
         The caller listens to ``loaded``/``loadFailed`` for this key; if the model is already loaded,
         ``handle(key)`` returns it at once.
         """
-        key = ModelKey(str(Path(path)), options)
+        path = str(path)
+        remote = parse_ref(path) is not None  # a remote model: one connection whatever the load options
+        key = ModelKey(path, LoadOptions()) if remote else ModelKey(str(Path(path)), options)
         previous = self._leases.get(owner)
         self._leases[owner] = key
         if previous is not None and previous != key:
@@ -101,7 +109,11 @@ class ModelManager(QObject):
         self.loading.emit(key)
         self.changed.emit()
 
+        ref = parse_ref(key.path)
+
         def load():
+            if ref is not None:  # a model on a saved endpoint: detection and its checks run here
+                return open_remote(*ref)
             return open_model(key.path, key.options)  # the local backend is imported here, on first use
 
         run_in_thread(load, lambda handle: self._on_loaded(key, handle),

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QTool
 from desktop.engine.types import LoadInfo
 from desktop.ui.runtime.context import AppContext, LibraryModel
 from desktop.ui.runtime.model_manager import ModelKey
+from desktop.ui.runtime.remote_models import parse_ref, ref_label
+from desktop.ui.widgets.remote_items import add_remote_items
 
 _BADGE_STYLE = {
     "base": "background:#2e7d5b; color:white;",
@@ -86,6 +88,7 @@ class ModelBar(QWidget):
         models.loadFailed.connect(self._on_failed)
         models.unloaded.connect(self._on_unloaded)
         context.libraryChanged.connect(self._populate)
+        context.remote.changed.connect(self._on_remote_changed)  # a method: it goes with this widget
         self._populate(context.library)
 
     # --- the list --------------------------------------------------------------------------------
@@ -95,7 +98,8 @@ class ModelBar(QWidget):
         self._populating = True
         try:
             self.combo.clear()
-            if not entries:
+            remote = self.context.remote.entries
+            if not entries and not remote:
                 scanned = self.context.library_scanned
                 self.combo.addItem("No models yet: get one on the Models page" if scanned else "Reading library…",
                                    "")
@@ -113,9 +117,12 @@ class ModelBar(QWidget):
                     item = self.combo.model().item(index)
                     if item is not None:
                         item.setEnabled(False)
+            add_remote_items(self.combo, remote)  # under each endpoint's name
             index = self.combo.findData(current) if current else 0
             if current and index < 0 and self.key is not None:  # loaded but gone from the folder
-                self.combo.addItem(f"{Path(current).name}  ·  not in library", current)
+                gone = "not served now" if parse_ref(current) else "not in library"
+                self.combo.addItem(f"{ref_label(current) if parse_ref(current) else Path(current).name}  ·  {gone}",
+                                   current)
                 index = self.combo.count() - 1
             self.combo.setCurrentIndex(max(0, index))
         finally:
@@ -123,6 +130,9 @@ class ModelBar(QWidget):
         if self._wanted_path and self.combo.findData(self._wanted_path) >= 0 and self.key is None:
             wanted, self._wanted_path = self._wanted_path, ""
             self.select_path(wanted)
+
+    def _on_remote_changed(self, _entries: list) -> None:
+        self._populate(self.context.library)
 
     def current_path(self) -> str:
         return self.combo.currentData() or ""
@@ -193,7 +203,7 @@ class ModelBar(QWidget):
     def _on_loading(self, key: ModelKey) -> None:
         if key != self.key:
             return
-        self.status.setText(f"Loading {key.name}…")
+        self.status.setText(f"Connecting to {key.name}…" if key.remote else f"Loading {key.name}…")
         self.status.setStyleSheet("")
 
     def _on_loaded(self, key: ModelKey, handle) -> None:
@@ -207,8 +217,11 @@ class ModelBar(QWidget):
             self.status.setToolTip(f"{info.path}\nLoaded in {info.load_s:.1f} s on {info.backend}: "
                                    f"{info.architecture}, {info.n_params:,} parameters, {info.n_ctx:,}-token "
                                    f"context, {info.gpu_layers} layers on GPU, {info.threads} threads")
-        else:  # any other backend: what the Model interface promises
-            self.status.setToolTip(f"{info.name} on {info.backend}: {info.n_ctx:,}-token context")
+        else:  # any other backend: what the Model interface promises, and what it can't do
+            caps = handle.capabilities
+            notes = [n for n in (caps.scoring_note, caps.template_note) if n]
+            self.status.setToolTip(f"{info.name} on {info.backend}: {info.n_ctx:,}-token context"
+                                   + "".join(f"\n{n[0].upper()}{n[1:]}." for n in notes))
         self.status.setStyleSheet("")
         self.unload_button.setVisible(True)
         self.ready.emit(handle)
