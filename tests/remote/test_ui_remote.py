@@ -333,3 +333,20 @@ def test_test_connection_sends_the_typed_key_only_as_a_header_and_a_refusal_is_o
         assert all(SECRET not in p for _m, p, _h, _b in srv.requests)  # never in a URL
     finally:
         srv.stop()
+
+
+def test_an_endpoint_added_while_page_state_is_being_saved_is_kept(qtbot, window):
+    """The page-state writer (a background thread) and the endpoints store write one settings file: an
+    endpoint added between a page-state change and its save must survive both, in memory and on disk."""
+    context = window.context
+    store = context.endpoint_store()
+    for i in range(20):  # each change schedules a background save of the settings as they are then
+        context.set_ui_state("race-probe", {"i": i})
+        store.add(f"box{i}", f"http://127.0.0.1:{9000 + i}")
+    context.flush_settings()
+    names = {f"box{i}" for i in range(20)}
+    assert names <= set(context.settings.endpoints)
+    on_disk = load_settings()
+    assert names <= set(on_disk.endpoints)
+    assert on_disk.ui_state["race-probe"] == {"i": 19}
+    assert {ep.name for ep in EndpointStore().list()} >= names  # the CLI's store reads the same file
