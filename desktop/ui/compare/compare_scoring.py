@@ -28,14 +28,6 @@ class RunAnalysis:
                                         if failed else "Not scored: a model was unloaded.")
             self._analysis_finished()
             return
-        unable = [(side, m) for side, m in (("base", base), ("instruct", instruct)) if not m.capabilities.scoring]
-        if unable:  # a backend that can't score given text (a remote server without prompt logprobs)
-            side, model = unable[0]
-            self.analysis_label.setText(f"Not scored: the {side} model can't score text"
-                                        + (f" ({model.capabilities.scoring_note})." if model.capabilities.scoring_note
-                                           else "."))
-            self._analysis_finished()
-            return
         texts = {s: self.columns[s].text() for s in SIDES}
         self._analysis_cancel = cancel = threading.Event()
         cancelled = cancel.is_set
