@@ -3,7 +3,7 @@ name says (its split parts, the name people see, the family used to pair base an
 helpers that never raise.
 
 Split from ``library`` so that the library class keeps to scanning, pairing and importing; everything here
-is a pure function of a path (or the environment), easy to test on its own.
+takes a path (or reads the environment) and keeps no state, so it is easy to test on its own.
 """
 
 from __future__ import annotations
