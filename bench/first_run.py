@@ -224,10 +224,10 @@ class FirstRun:
                 compare.apply_preset("worldcup")
                 compare.run()
         elif self.step == "run":
-            if len(getattr(compare, "finals", {})) == 2 and not compare.is_running():
+            if len(compare.session.finals) == 2 and not compare.is_running():
                 self.result["outputs"] = {s: compare.columns[s].text() for s in ("base", "instruct")}
                 self._enter("analysis")
         elif self.step == "analysis":
-            if getattr(compare, "analysis_done", False):
+            if compare.session.analysis_done:
                 self.result["analysis"] = compare.analysis_label.text()
                 self._finish()

@@ -70,12 +70,12 @@ def test_first_run_downloads_the_pair_and_compare_fills_both_columns(qtbot, monk
     compare = window.compare_pane
     assert Path(compare.columns["base"].bar.current_path()).name == base_file
     assert Path(compare.columns["instruct"].bar.current_path()).name == instruct_file
-    assert compare.run_prompt == "Who won the World Cup?"
+    assert compare.session.prompt == "Who won the World Cup?"
     outputs = result["outputs"]
     assert len(outputs["base"].split()) >= 5 and len(outputs["instruct"].split()) >= 5, outputs
-    assert all(compare.finals[s].error is None for s in ("base", "instruct"))
+    assert all(compare.session.finals[s].error is None for s in ("base", "instruct"))
     # ... and scored each output under the other model
     assert result["analysis"].startswith("Scored"), result["analysis"]
     for side in ("base", "instruct"):
-        assert compare.scores[side]["own"] is not None and compare.scores[side]["cross"] is not None
+        assert compare.session.scores[side]["own"] is not None and compare.session.scores[side]["cross"] is not None
     assert FAMILY == "smollm2-135m"
