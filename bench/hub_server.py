@@ -37,6 +37,7 @@ class HubFileServer:
         self.commit = "b" * 40
         self.rate = rate_mb_s * CHUNK if rate_mb_s else None
         self.files: dict[str, _Served] = {}  # "repo/filename" -> file
+        self._handles: list = []  # files served from disk, closed on exit
         if files is None:
             chunk = os.urandom(CHUNK)
             digest = hashlib.sha256()
@@ -48,7 +49,7 @@ class HubFileServer:
                 self.size, self.sha256, lambda offset, n: chunk[offset % CHUNK:][:n])
         for (repo, name), path in (files or {}).items():
             self.files[f"{repo}/{name}"] = _Served(Path(path).stat().st_size, _sha256(Path(path)),
-                                                   _file_reader(Path(path)))
+                                                   _file_reader(Path(path), self._handles))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="bench-hub")
@@ -69,6 +70,8 @@ class HubFileServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+        for handle in self._handles:
+            handle.close()
 
     def _find(self, path: str) -> _Served | None:
         # /{owner}/{name}/resolve/{revision}/{filename}
@@ -146,12 +149,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_reader(path: Path):
-    """Read ``n`` bytes at ``offset``; the file is opened per read, so nothing stays open after the server
-    (an open handle left to the garbage collector is a ResourceWarning, an error in the tests)."""
+def _file_reader(path: Path, handles: list):
+    lock = threading.Lock()
+    handle = path.open("rb")
+    handles.append(handle)
 
     def read(offset: int, n: int) -> bytes:
-        with path.open("rb") as handle:
+        with lock:
             handle.seek(offset)
             return handle.read(n)
 

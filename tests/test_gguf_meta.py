@@ -196,7 +196,7 @@ def _outcome(path):
                                   "same prefix and suffix", "one huge token", "truncated in vocab"])
 def test_numpy_vocab_walk_agrees_with_the_plain_loop(tmp_path, monkeypatch, case):
     """Big vocabularies go through numpy; every outcome (values or exact error) must equal the plain loop's."""
-    from desktop.core import gguf_meta
+    from desktop.core import gguf_reader
 
     rng = np.random.default_rng(7)
     alphabet = "abcdefghijklmnopqrstuvwxyzé▁中\x00"
@@ -216,7 +216,7 @@ def test_numpy_vocab_walk_agrees_with_the_plain_loop(tmp_path, monkeypatch, case
         data = path.read_bytes()
         path.write_bytes(data[:data.index(tokens[15_000].encode()) + 3])
     fast = _outcome(path)
-    monkeypatch.setattr(gguf_meta, "_FAST_MIN", 1 << 40)
+    monkeypatch.setattr(gguf_reader, "_FAST_MIN", 1 << 40)
     slow = _outcome(path)
     assert fast == slow
     expect_error = case in ("duplicate short", "duplicate long", "truncated in vocab")

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from desktop.core import gguf_meta, library
+from desktop.core import gguf_meta, library, library_cache
 from desktop.core.errors import LibraryError, ModelFileError
 from desktop.core.library import Library, family_key
 
@@ -56,7 +56,7 @@ def test_rescan_uses_the_metadata_cache_until_a_file_changes(lib_dir, tmp_path, 
     _lib(lib_dir, tmp_path).scan()
     calls = []
     real = gguf_meta.read_metadata
-    monkeypatch.setattr(library, "read_metadata", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(library_cache, "read_metadata", lambda p: calls.append(p) or real(p))
     fresh = _lib(lib_dir, tmp_path)  # a new process would read the persisted cache
     assert [e.name for e in fresh.scan()] == ["a"] and calls == []
     (lib_dir / "a.gguf").write_bytes(b"GGUF broken now")

@@ -5,8 +5,8 @@ machine, up to the last checkpoint), readers never block the writer, and one fil
 A chat message is written when it is complete; a reply that is still streaming is written periodically
 by the caller (``update_message``), so a crash loses at most the last moments of a reply.
 
-The schema is versioned with ``PRAGMA user_version``; ``_MIGRATIONS[n]`` takes a database from version n
-to n + 1. All access goes through one connection guarded by a lock, so the store may be shared between the
+The schema is versioned with ``PRAGMA user_version``; ``history_sql.MIGRATIONS[n]`` takes a database from
+version n to n + 1. All access goes through one connection guarded by a lock, so the store may be shared between the
 GUI thread and worker threads.
 
 Kinds of item (``HistoryItem.kind``): ``"chat"``, ``"document"``, ``"compare"``.
@@ -14,8 +14,6 @@ Kinds of item (``HistoryItem.kind``): ``"chat"``, ``"document"``, ``"compare"``.
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 import threading
 import time
@@ -27,57 +25,22 @@ from typing import Any, Literal
 
 from desktop.core import paths
 from desktop.core.errors import HistoryError
+from desktop.core.history_sql import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Sanitizing,
+    clean_args,
+    dumps,
+    escape_like,
+    loads,
+    table_of,
+)
 
 Kind = Literal["chat", "document", "compare"]
 KINDS: tuple[Kind, ...] = ("chat", "document", "compare")
 ROLES = ("system", "user", "assistant")
 
-_SCHEMA_V1 = """
-CREATE TABLE chats (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    model TEXT NOT NULL DEFAULT '',
-    system_prompt TEXT NOT NULL DEFAULT '',
-    meta TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-    content TEXT NOT NULL,
-    complete INTEGER NOT NULL DEFAULT 1,
-    meta TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    UNIQUE (chat_id, seq)
-);
-CREATE TABLE documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    model TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE compare_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    data TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX messages_by_chat ON messages(chat_id, seq);
-CREATE INDEX chats_by_time ON chats(updated_at);
-CREATE INDEX documents_by_time ON documents(updated_at);
-CREATE INDEX compare_runs_by_time ON compare_runs(updated_at);
-"""
-
-# _MIGRATIONS[n] upgrades a database at user_version n to n + 1. Version 0 is an empty file.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -137,7 +100,6 @@ class HistoryItem:
     preview: str = ""
 
 
-_TABLES: dict[str, str] = {"chat": "chats", "document": "documents", "compare": "compare_runs"}
 
 
 def title_from_text(text: str, limit: int = 60) -> str:
@@ -176,7 +138,7 @@ class HistoryStore:
                                f"(schema {version}, this one knows {SCHEMA_VERSION}). Update Tandem.")
         while version < SCHEMA_VERSION:
             with self._tx():
-                for statement in _MIGRATIONS[version].split(";"):
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 version += 1
@@ -187,7 +149,7 @@ class HistoryStore:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                yield _Sanitizing(self._db)
+                yield Sanitizing(self._db)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:
@@ -205,7 +167,7 @@ class HistoryStore:
     def _query(self, sql: str, args: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
-                return self._db.execute(sql, _clean_args(args)).fetchall()
+                return self._db.execute(sql, clean_args(args)).fetchall()
             except sqlite3.Error as exc:
                 raise HistoryError(f"Could not read the history ({exc}).") from None
 
@@ -225,7 +187,7 @@ class HistoryStore:
             cur = db.execute(
                 "INSERT INTO chats (title, model, system_prompt, meta, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (title, model, system_prompt, _dumps(meta), now, now))
+                (title, model, system_prompt, dumps(meta), now, now))
             return int(cur.lastrowid)
 
     def update_chat(self, chat_id: int, *, title: str | None = None, model: str | None = None,
@@ -237,7 +199,7 @@ class HistoryStore:
                 args.append(value)
         if meta is not None:
             sets.append("meta = ?")
-            args.append(_dumps(meta))
+            args.append(dumps(meta))
         with self._tx() as db:
             db.execute(f"UPDATE chats SET {', '.join(sets)} WHERE id = ?", (*args, chat_id))
 
@@ -253,7 +215,7 @@ class HistoryStore:
             cur = db.execute(
                 "INSERT INTO messages (chat_id, seq, role, content, complete, meta, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, row[0], role, content, int(complete), _dumps(meta), now))
+                (chat_id, row[0], role, content, int(complete), dumps(meta), now))
             db.execute("UPDATE chats SET updated_at = ? WHERE id = ?", (now, chat_id))
             return int(cur.lastrowid)
 
@@ -266,7 +228,7 @@ class HistoryStore:
             args.append(int(complete))
         if meta is not None:
             sets.append("meta = ?")
-            args.append(_dumps(meta))
+            args.append(dumps(meta))
         with self._tx() as db:
             db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, message_id))
             db.execute("UPDATE chats SET updated_at = ? WHERE id ="
@@ -295,12 +257,12 @@ class HistoryStore:
             raise HistoryError(f"Chat {chat_id} is not in the history (it may have been deleted).")
         messages = tuple(
             Message(id=m["id"], chat_id=m["chat_id"], seq=m["seq"], role=m["role"], content=m["content"],
-                    complete=bool(m["complete"]), meta=_loads(m["meta"]), created_at=m["created_at"])
+                    complete=bool(m["complete"]), meta=loads(m["meta"]), created_at=m["created_at"])
             for m in self._query("SELECT * FROM messages WHERE chat_id = ? ORDER BY seq", (chat_id,)))
         r = rows[0]
         return Chat(id=r["id"], title=r["title"], model=r["model"], system_prompt=r["system_prompt"],
                     created_at=r["created_at"], updated_at=r["updated_at"], messages=messages,
-                    meta=_loads(r["meta"]))
+                    meta=loads(r["meta"]))
 
     # --- completion documents -------------------------------------------------------------------
 
@@ -316,14 +278,14 @@ class HistoryStore:
                     args.append(title)
                 if meta is not None:
                     sets.append("meta = ?")
-                    args.append(_dumps(meta))
+                    args.append(dumps(meta))
                 cur = db.execute(f"UPDATE documents SET {', '.join(sets)} WHERE id = ?", (*args, document_id))
                 if cur.rowcount:
                     return document_id
             cur = db.execute(
                 "INSERT INTO documents (title, model, text, meta, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (title or title_from_text(text), model, text, _dumps(meta), now, now))
+                (title or title_from_text(text), model, text, dumps(meta), now, now))
             return int(cur.lastrowid)
 
     def get_document(self, document_id: int) -> Document:
@@ -332,7 +294,7 @@ class HistoryStore:
             raise HistoryError(f"Document {document_id} is not in the history (it may have been deleted).")
         r = rows[0]
         return Document(id=r["id"], title=r["title"], model=r["model"], text=r["text"],
-                        created_at=r["created_at"], updated_at=r["updated_at"], meta=_loads(r["meta"]))
+                        created_at=r["created_at"], updated_at=r["updated_at"], meta=loads(r["meta"]))
 
     # --- compare runs (the Compare pane's own data) --------------------------------------------
 
@@ -345,11 +307,11 @@ class HistoryStore:
         with self._tx() as db:
             if run_id is not None:
                 cur = db.execute("UPDATE compare_runs SET data = ?, title = ?, updated_at = ? WHERE id = ?",
-                                 (_dumps(data), title, now, run_id))
+                                 (dumps(data), title, now, run_id))
                 if cur.rowcount:
                     return run_id
             cur = db.execute("INSERT INTO compare_runs (title, data, created_at, updated_at)"
-                             " VALUES (?, ?, ?, ?)", (title, _dumps(data), now, now))
+                             " VALUES (?, ?, ?, ?)", (title, dumps(data), now, now))
             return int(cur.lastrowid)
 
     def get_compare_run(self, run_id: int) -> CompareRun:
@@ -357,7 +319,7 @@ class HistoryStore:
         if not rows:
             raise HistoryError(f"Compare run {run_id} is not in the history (it may have been deleted).")
         r = rows[0]
-        return CompareRun(id=r["id"], title=r["title"], data=_loads(r["data"]), created_at=r["created_at"],
+        return CompareRun(id=r["id"], title=r["title"], data=loads(r["data"]), created_at=r["created_at"],
                           updated_at=r["updated_at"])
 
     def list_compare_runs(self, query: str = "", limit: int = 500) -> list[HistoryItem]:
@@ -367,9 +329,9 @@ class HistoryStore:
 
     def list_items(self, kind: Kind, query: str = "", limit: int = 500) -> list[HistoryItem]:
         """Newest first. ``query`` matches titles and contents, case-insensitively, as plain text."""
-        if kind not in _TABLES:
+        if kind not in TABLES:
             raise HistoryError(f"Unknown history kind {kind!r}.")
-        like = f"%{_escape_like(query.strip())}%" if query.strip() else None
+        like = f"%{escape_like(query.strip())}%" if query.strip() else None
         if kind == "chat":
             sql = ("SELECT c.id, c.title, c.updated_at, (SELECT content FROM messages m WHERE m.chat_id = c.id"
                    " ORDER BY seq LIMIT 1) AS preview FROM chats c")
@@ -400,66 +362,10 @@ class HistoryStore:
         if not title:
             raise HistoryError("A title can't be empty.")
         with self._tx() as db:
-            cur = db.execute(f"UPDATE {_table(kind)} SET title = ? WHERE id = ?", (title, item_id))
+            cur = db.execute(f"UPDATE {table_of(kind)} SET title = ? WHERE id = ?", (title, item_id))
             if not cur.rowcount:
                 raise HistoryError(f"That {kind} is no longer in the history.")
 
     def delete(self, kind: Kind, item_id: int) -> None:
         with self._tx() as db:
-            db.execute(f"DELETE FROM {_table(kind)} WHERE id = ?", (item_id,))
-
-
-def _table(kind: str) -> str:
-    try:
-        return _TABLES[kind]
-    except KeyError:
-        raise HistoryError(f"Unknown history kind {kind!r}.") from None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _clean(value: Any) -> Any:
-    """Text with lone surrogates (pasted invalid UTF-8, an edited export) can't be stored as UTF-8:
-    keep it, with U+FFFD where the broken bytes were, rather than refusing the whole message."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return _SURROGATE.sub("\ufffd", value)
-    return value
-
-
-def _clean_args(args: tuple | dict) -> tuple | dict:
-    if isinstance(args, dict):
-        return {k: _clean(v) for k, v in args.items()}
-    return tuple(_clean(v) for v in args)
-
-
-class _Sanitizing:
-    """The connection as a write transaction sees it: every bound value is storable text."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def execute(self, sql: str, args: tuple | dict = ()) -> sqlite3.Cursor:
-        return self._db.execute(sql, _clean_args(args))
-
-
-def _dumps(value: dict[str, Any] | None) -> str:
-    try:
-        return json.dumps(value or {}, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise HistoryError(f"Could not store that in the history ({exc}).") from None
-
-
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            db.execute(f"DELETE FROM {table_of(kind)} WHERE id = ?", (item_id,))

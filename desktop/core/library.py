@@ -4,7 +4,8 @@ and LM Studio's folder (offered in place, never copied), each with its metadata,
 Nothing half-downloaded ever shows: ``.part`` files are the downloader's, and a file is only renamed to
 ``.gguf`` after its checksum verified. A corrupt or foreign file is listed as *broken* with the reason,
 never hidden and never fatal. Metadata reads are cached by (path, size, mtime) in memory and in a small
-JSON file under the cache dir, so a rescan costs a ``stat`` per file.
+JSON file under the cache dir, so a rescan costs a ``stat`` per file (``library_cache``); what a file's
+name and place say (split parts, pairing families, other apps' folders) is in ``library_files``.
 
 ``Library`` is thread-safe (one lock around the cache and the links file); ``scan`` does file I/O and
 belongs on a worker thread, never the GUI thread.
@@ -16,27 +17,40 @@ import filecmp
 import json
 import logging
 import os
-import re
 import shutil
 import threading
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from desktop.core import paths
 from desktop.core.catalog import Catalog, load_catalog
-from desktop.core.errors import LibraryError, ModelFileError, TandemError
+from desktop.core.errors import LibraryError, TandemError
 from desktop.core.gguf_meta import GGUFMetadata, name_hint, read_metadata
+from desktop.core.library_cache import MetaCache
+from desktop.core.library_files import (
+    SIDECAR_SUFFIX,
+    SPLIT_NAME,
+    display_name,
+    family_key,
+    file_size_of,
+    group_parts,
+    hf_cache_files,
+    hf_hub_cache_dir,
+    hf_repo_of,
+    is_within,
+    lmstudio_dirs,
+    meta_family_key,
+    part_path,
+    same_file,
+    sidecar_repo,
+)
 from desktop.core.settings import atomic_write_text
 
 log = logging.getLogger("tandem.library")
 
 SOURCES = ("library", "hf-cache", "lmstudio")
 LINKS_FILE = ".tandem-links.json"  # models imported with --link: paths outside the folder
-SIDECAR_SUFFIX = ".tandem.json"  # written by the downloader beside a finished file: repo, sha256, ...
-PART_SUFFIX = ".part"
-_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.I)
-_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -79,124 +93,6 @@ class LibraryEntry:
         }
 
 
-# --- where other apps keep models -------------------------------------------------------------------
-
-
-def hf_hub_cache_dir() -> Path:
-    """The Hugging Face hub cache as huggingface_hub resolves it (HF_HUB_CACHE, else HF_HOME/hub)."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    home = os.environ.get("HF_HOME")
-    if home:
-        return Path(home).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
-
-
-def lmstudio_dirs() -> list[Path]:
-    home = Path.home()
-    return [home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models"]
-
-
-# --- the metadata cache ---------------------------------------------------------------------------------
-
-
-class _MetaCache:
-    """(path, size, mtime_ns) -> metadata or broken reason; persisted as JSON (best effort)."""
-
-    def __init__(self, file: Path | None):
-        self.file = file
-        self.data: dict[str, dict[str, Any]] = {}
-        self.dirty = False
-        if file and file.is_file():
-            try:
-                raw = json.loads(file.read_text(encoding="utf-8"))
-                if raw.get("version") == _CACHE_VERSION and isinstance(raw.get("entries"), dict):
-                    self.data = raw["entries"]
-            except (OSError, ValueError, AttributeError):
-                log.warning("library cache %s unreadable; rebuilding it", file)
-
-    @staticmethod
-    def _key(path: Path, st: os.stat_result) -> str:
-        return f"{path}|{st.st_size}|{st.st_mtime_ns}"
-
-    def read(self, path: Path) -> tuple[GGUFMetadata | None, str | None]:
-        try:
-            st = path.stat()
-        except OSError as exc:
-            return None, f"cannot read the file: {exc.strerror or exc}"
-        key = self._key(path, st)
-        hit = self.data.get(key)
-        if hit is not None:
-            if hit.get("broken"):
-                return None, hit["broken"]
-            try:
-                return _meta_from_json(hit["meta"]), None
-            except (KeyError, TypeError):
-                pass
-        try:
-            meta, broken = read_metadata(path), None
-        except ModelFileError as exc:
-            meta, broken = None, str(exc)
-        # Drop older entries for this path, keep the new one.
-        prefix = f"{path}|"
-        for old in [k for k in self.data if k.startswith(prefix)]:
-            del self.data[old]
-        self.data[key] = {"broken": broken} if broken else {"meta": _meta_to_json(meta)}
-        self.dirty = True
-        return meta, broken
-
-    def forget(self, path: Path) -> None:
-        prefix = f"{path}|"
-        for old in [k for k in self.data if k.startswith(prefix)]:
-            del self.data[old]
-            self.dirty = True
-
-    def save(self) -> None:
-        if not (self.file and self.dirty):
-            return
-        try:
-            atomic_write_text(self.file, json.dumps({"version": _CACHE_VERSION, "entries": self.data}))
-            self.dirty = False
-        except OSError as exc:
-            log.warning("could not save the library cache: %s", exc)
-
-
-def _meta_to_json(meta: GGUFMetadata) -> dict[str, Any]:
-    return asdict(meta)
-
-
-def _meta_from_json(data: dict[str, Any]) -> GGUFMetadata:
-    known = {f.name for f in fields(GGUFMetadata)}
-    return GGUFMetadata(**{k: v for k, v in data.items() if k in known})
-
-
-# --- pairing by name --------------------------------------------------------------------------------------
-
-_QUANT_TOKEN = re.compile(
-    r"(?:^|[-_. ])(?:i?q\d(?:_[a-z0-9]+)*|f16|f32|bf16|fp16|gguf|imat|i1|ud|mxfp4(?:_moe)?)(?=$|[-_. ])", re.I
-)
-_KIND_TOKEN = re.compile(r"(?:^|[-_. ])(?:instruct|it|chat|base|pt|sft|dpo)(?=$|[-_. ])", re.I)
-
-
-def family_key(name: str) -> str:
-    """"Qwen2.5-0.5B-Instruct-Q4_K_M" and "qwen2.5-0.5b.Q4_K_M" both give "qwen2.5 0.5b"."""
-    text = _SPLIT.sub(lambda m: m.group("stem"), name)
-    if text.lower().endswith(".gguf"):
-        text = text[:-5]
-    for _ in range(3):  # tokens can be adjacent ("-Instruct-Q4_K_M"); repeat until stable
-        text = _QUANT_TOKEN.sub(" ", text)
-        text = _KIND_TOKEN.sub(" ", text)
-    return " ".join(re.split(r"[-_ ]+", text.lower())).strip(" .")
-
-
-def _meta_family_key(meta: GGUFMetadata) -> str | None:
-    if meta.basename and meta.size_label:
-        return family_key(f"{meta.basename} {meta.size_label}")
-    return None
-
-
 # --- the library ------------------------------------------------------------------------------------------
 
 
@@ -217,7 +113,7 @@ class Library:
         self.hf_cache = hf_cache
         self.lmstudio = lmstudio
         self._lock = threading.RLock()
-        self._cache = _MetaCache(cache_file if cache_file is not None else paths.cache_dir() / "library.json")
+        self._cache = MetaCache(cache_file if cache_file is not None else paths.cache_dir() / "library.json")
         self._entries: list[LibraryEntry] = []
 
     # -- catalog ---------------------------------------------------------------------------------------
@@ -237,12 +133,12 @@ class Library:
     def scan(self) -> list[LibraryEntry]:
         """Every model: the library's own first, then discovered ones (not already in the library)."""
         with self._lock:
-            entries = [self._entry(p, "library", parts) for p, parts in self._group(self._library_files())]
+            entries = [self._entry(p, "library", parts) for p, parts in group_parts(self._library_files())]
             entries += [self._entry(p, "library", (p,), linked=True) for p in self._linked_paths()]
             if self.discover:
                 seen = {e.path.resolve() for e in entries if e.path.exists()}
                 for source, files in (("hf-cache", self._hf_cache_files()), ("lmstudio", self._lmstudio_files())):
-                    for path, parts in self._group(files):
+                    for path, parts in group_parts(files):
                         try:
                             real = path.resolve()
                         except OSError:
@@ -271,28 +167,7 @@ class Library:
         return sorted(found)
 
     def _hf_cache_files(self) -> list[Path]:
-        root = self.hf_cache if self.hf_cache is not None else hf_hub_cache_dir()
-        found: dict[tuple[str, str], tuple[float, Path]] = {}
-        try:
-            repos = [d for d in root.iterdir() if d.name.startswith("models--")]
-        except OSError:
-            return []
-        for repo_dir in repos:
-            try:
-                snapshots = list((repo_dir / "snapshots").iterdir())
-            except OSError:
-                continue
-            for snap in snapshots:
-                for path in snap.rglob("*.gguf"):
-                    rel = path.relative_to(snap).as_posix()
-                    try:
-                        mtime = path.stat().st_mtime  # follows the symlink; a dangling one is skipped
-                    except OSError:
-                        continue
-                    key = (repo_dir.name, rel)
-                    if key not in found or mtime > found[key][0]:
-                        found[key] = (mtime, path)  # the newest revision of each file
-        return sorted(p for _, p in found.values())
+        return hf_cache_files(self.hf_cache if self.hf_cache is not None else hf_hub_cache_dir())
 
     def _lmstudio_files(self) -> list[Path]:
         found = []
@@ -301,35 +176,16 @@ class Library:
                 found += [p for p in root.rglob("*.gguf") if len(p.relative_to(root).parts) <= 4]
         return sorted(found)
 
-    @staticmethod
-    def _group(files: list[Path]) -> list[tuple[Path, tuple[Path, ...]]]:
-        """One item per model: split files (-00001-of-00003.gguf) become their first part with all parts."""
-        singles: list[tuple[Path, tuple[Path, ...]]] = []
-        splits: dict[tuple[Path, str, int], dict[int, Path]] = {}
-        for path in files:
-            m = _SPLIT.match(path.name)
-            if m:
-                key = (path.parent, m.group("stem"), int(m.group("count")))
-                splits.setdefault(key, {})[int(m.group("index"))] = path
-            else:
-                singles.append((path, (path,)))
-        for (parent, stem, count), by_index in splits.items():
-            first = by_index.get(1) or parent / f"{stem}-00001-of-{count:05d}.gguf"
-            parts = tuple(by_index.get(i, parent / f"{stem}-{i:05d}-of-{count:05d}.gguf")
-                          for i in range(1, count + 1))
-            singles.append((first, parts))
-        return sorted(singles)
-
     def _entry(self, path: Path, source: str, parts: tuple[Path, ...], linked: bool = False) -> LibraryEntry:
-        name = _display_name(path)
-        repo = _hf_repo_of(path) if source == "hf-cache" else _sidecar_repo(path)
+        name = display_name(path)
+        repo = hf_repo_of(path) if source == "hf-cache" else sidecar_repo(path)
         missing = [p for p in parts if not p.exists()]
         if missing:
-            broken = (f"incomplete split model: missing part {_SPLIT.match(missing[0].name).group('index')}"
-                      if len(parts) > 1 and _SPLIT.match(missing[0].name) else "the file is missing")
+            broken = (f"incomplete split model: missing part {SPLIT_NAME.match(missing[0].name).group('index')}"
+                      if len(parts) > 1 and SPLIT_NAME.match(missing[0].name) else "the file is missing")
             return LibraryEntry(path, name, source, 0, None, broken, repo=repo, linked=linked, parts=parts)
         meta, broken = self._cache.read(path)
-        size = sum(_size(p) for p in parts)
+        size = sum(file_size_of(p) for p in parts)
         if meta is not None and len(parts) > 1:
             params = meta.parameters
             for extra in parts[1:]:
@@ -373,7 +229,7 @@ class Library:
                         return cand.path
         # 2. Same family and size by name or metadata, same architecture and vocabulary.
         meta = entry.metadata
-        keys = {family_key(entry.name)} | ({_meta_family_key(meta)} - {None})
+        keys = {family_key(entry.name)} | ({meta_family_key(meta)} - {None})
         matches = []
         for cand in candidates:
             cm = cand.metadata
@@ -383,7 +239,7 @@ class Library:
                 continue
             if (meta.n_layer, meta.n_embd) != (cm.n_layer, cm.n_embd):
                 continue
-            cand_keys = {family_key(cand.name)} | ({_meta_family_key(cm)} - {None})
+            cand_keys = {family_key(cand.name)} | ({meta_family_key(cm)} - {None})
             if keys & cand_keys:
                 matches.append(cand)
         if not matches:
@@ -411,7 +267,7 @@ class Library:
         can be run twice); a different file of the same name is refused."""
         src = self.check_importable(path)
         with self._lock:
-            if _is_within(src, self.models_dir):
+            if is_within(src, self.models_dir):
                 return self._entry(src, "library", (src,))
             if link:
                 links = self._linked_paths()
@@ -458,8 +314,8 @@ class Library:
             files = list(target.parts) if isinstance(target, LibraryEntry) else [target]
             removed = []
             for f in files:
-                for victim in (f, _part(f), Path(str(_part(f)) + ".json"), Path(str(f) + SIDECAR_SUFFIX)):
-                    if not _is_within(victim, self.models_dir):
+                for victim in (f, part_path(f), Path(str(part_path(f)) + ".json"), Path(str(f) + SIDECAR_SUFFIX)):
+                    if not is_within(victim, self.models_dir):
                         continue
                     try:
                         victim.unlink()
@@ -478,7 +334,7 @@ class Library:
         entries = self.scan()
         as_path = Path(text).expanduser()
         for e in entries:
-            if e.path == as_path or (as_path.is_absolute() and as_path.exists() and _same(e.path, as_path)):
+            if e.path == as_path or (as_path.is_absolute() and as_path.exists() and same_file(e.path, as_path)):
                 return e
         matches = [e for e in entries if text in (e.name, e.path.name)]
         library = [e for e in matches if e.source == "library"]
@@ -490,7 +346,7 @@ class Library:
         # Only a paused/failed download left: its .part (and sidecar) can be removed by name too.
         stem = text[:-5] if text.lower().endswith(".gguf") else text
         candidate = self.models_dir / f"{stem}.gguf"
-        if _is_within(candidate, self.models_dir) and _part(candidate).exists():
+        if is_within(candidate, self.models_dir) and part_path(candidate).exists():
             return candidate
         raise LibraryError(f"no model named {text!r} in the library; `tandem models list` shows them")
 
@@ -513,53 +369,6 @@ class Library:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-
-
-def _part(path: Path) -> Path:
-    return path.with_name(path.name + PART_SUFFIX)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except (ValueError, OSError):
-        return False
-
-
-def _display_name(path: Path) -> str:
-    m = _SPLIT.match(path.name)
-    return m.group("stem") if m else path.name[:-5] if path.name.lower().endswith(".gguf") else path.name
-
-
-def _hf_repo_of(path: Path) -> str | None:
-    for parent in path.parents:
-        if parent.name.startswith("models--"):
-            return parent.name[len("models--"):].replace("--", "/", 1)
-    return None
-
-
-def _sidecar_repo(path: Path) -> str | None:
-    try:
-        data = json.loads(Path(str(path) + SIDECAR_SUFFIX).read_text(encoding="utf-8"))
-        repo = data.get("repo")
-        return repo if isinstance(repo, str) else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _is_auxiliary(entry: LibraryEntry) -> bool:

@@ -9,7 +9,8 @@ download paused, interrupted or killed with the app resumes later and fetches on
 Bytes are hashed as they arrive (existing ``.part`` bytes first, on resume); a mismatch deletes them.
 Only a verified file is renamed (``os.replace``) to its ``.gguf`` name, so the library never sees a
 partial or corrupt model. Network errors, 5xx and 429 are retried with exponential backoff, honouring
-Retry-After; 401/403 and 404 are not (they will not get better by waiting).
+Retry-After; 401/403 and 404 are not (they will not get better by waiting). The retry policy, progress
+values and the pause/cancel control live in ``transfer_control``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ import logging
 import os
 import re
 import shutil
-import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ from desktop.core.fit import human_bytes
 from desktop.core.settings import atomic_write_text
 from desktop.hub._common import check_repo_id, endpoint, ensure_online, status_error, translate
 from desktop.hub.files import safe_local_name
+from desktop.hub.transfer_control import DEFAULT_POLICY, Control, Progress, Rate, RetryPolicy
 
 log = logging.getLogger("tandem.hub.transfer")
 
@@ -57,101 +56,6 @@ _DISK_MARGIN = 64 << 20
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: base, 2x base, 4x base ... capped; give up after ``attempts`` failures in a row
-    without progress. Retry-After is honoured up to ``max_retry_after`` seconds."""
-
-    attempts: int = 8
-    base: float = 1.0
-    cap: float = 30.0
-    max_retry_after: float = 300.0
-    connect_timeout: float = 15.0
-    read_timeout: float = 60.0  # a stall this long is treated as a dropped connection and retried
-
-    def delay(self, failures: int) -> float:
-        return min(self.cap, self.base * (2 ** max(failures - 1, 0)))
-
-
-DEFAULT_POLICY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class Progress:
-    bytes: int
-    total: int
-    speed: float  # bytes per second over the last few seconds
-    eta: float | None  # seconds
-
-
-class Control:
-    """Thread-safe pause/cancel for one transfer. ``request`` returns at once: it also shuts the socket
-    down, so a transfer blocked on a stalled server notices immediately, not after the read timeout."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._reason: str | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def reason(self) -> str | None:
-        return self._reason
-
-    def request(self, reason: str) -> None:
-        with self._cond:
-            if self._reason != "cancel":  # cancel wins over pause
-                self._reason = reason
-            sock = self._socket
-            self._cond.notify_all()
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def reset(self) -> None:
-        with self._cond:
-            self._reason = None
-
-    def check(self) -> None:
-        if self._reason:
-            raise DownloadCancelled(self._reason)
-
-    def sleep(self, seconds: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._reason is not None, timeout=max(seconds, 0))
-        self.check()
-
-    def attach(self, response: httpx2.Response | None) -> None:
-        sock = None
-        if response is not None:
-            stream = response.extensions.get("network_stream")
-            if stream is not None:
-                try:
-                    sock = stream.get_extra_info("socket")
-                except Exception:  # noqa: BLE001 - best effort: cancel then waits for the read timeout
-                    sock = None
-        with self._cond:
-            self._socket = sock
-        if sock is not None and self._reason:
-            self.request(self._reason)
-
-
-class _Rate:
-    """Speed over a sliding window, for progress and ETA."""
-
-    def __init__(self, window: float = 3.0):
-        self.window = window
-        self.samples: deque[tuple[float, int]] = deque()
-
-    def add(self, now: float, total_bytes: int) -> float:
-        self.samples.append((now, total_bytes))
-        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
-            self.samples.popleft()
-        t0, b0 = self.samples[0]
-        return (total_bytes - b0) / (now - t0) if now > t0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -313,7 +217,7 @@ def fetch(remote: RemoteFile, target: Path, *, control: Control | None = None,
     headers = build_hf_headers(token=token)
     headers["Accept-Encoding"] = "identity"
     timeout = httpx2.Timeout(policy.read_timeout, connect=policy.connect_timeout)
-    rate = _Rate()
+    rate = Rate()
     last_emit = 0.0
     failures = 0
 
@@ -455,6 +359,6 @@ def discard(target: Path) -> None:
 
 
 __all__ = [
-    "Control", "DownloadCancelled", "Progress", "RemoteFile", "RetryPolicy", "discard", "fetch",
+    "DEFAULT_POLICY", "Control", "DownloadCancelled", "Progress", "RemoteFile", "RetryPolicy", "discard", "fetch",
     "part_path", "read_state", "resolve_remote", "state_path", "target_for", "write_state",
 ]

@@ -5,25 +5,26 @@ reply; Edit last takes your last message back into the input to change and resen
 exact templated text the model receives, special tokens highlighted, updated as the conversation grows.
 When the conversation no longer fits the context, the oldest turns are left out (the system prompt is kept)
 and the pane says so. A base model has no chat template: the engine's refusal is shown here.
+The system prompt and the prompt view are ``chat_prompt.ChatPrompt``, a mixin of the pane.
 """
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.errors import ChatTemplateError, EngineCrashed, HistoryError
+from desktop.core.errors import EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, TokenEvent
 from desktop.ui.chat.chat_layout import ChatWidgets
+from desktop.ui.chat.chat_prompt import ChatPrompt
 from desktop.ui.chat.conversation import Turn, fit_conversation, note_for
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import JobControl, StreamJob, run_in_thread, say_if_waiting
+from desktop.ui.runtime.workers import JobControl, StreamJob, say_if_waiting
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.page import SingleModelPage
 from desktop.ui.widgets.stats import describe_final, error_text
@@ -32,7 +33,7 @@ STATE_KEY = "chat"
 SAVE_EVERY_S = 1.0
 
 
-class ChatPane(SingleModelPage):
+class ChatPane(ChatPrompt, SingleModelPage):
     state_key = STATE_KEY
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
@@ -379,57 +380,6 @@ class ChatPane(SingleModelPage):
         self._update_buttons()
         self._save_state()
         self._render_timer.start()
-
-    # --- system prompt and the prompt view -------------------------------------------------------
-
-    def _on_system_toggle(self, shown: bool) -> None:
-        self.system_prompt.setVisible(shown)
-        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-
-    def _on_system_changed(self) -> None:
-        self._update_system_toggle()
-        self._render_timer.start()
-        self._save_state_later()
-
-    def _update_system_toggle(self) -> None:
-        text = self.system_prompt.toPlainText().strip()
-        self.system_toggle.setText("System prompt" + (f": {title_from_text(text, 70)}" if text else " (none)"))
-
-    def _on_show_prompt(self, shown: bool) -> None:
-        self.prompt_box.setVisible(shown)
-        if shown:
-            self.update_prompt_view()
-        self._save_state_later()
-
-    def update_prompt_view(self, check_template: bool = False) -> None:
-        """Render the conversation (as the next request would send it) off the GUI thread."""
-        handle = self.model_bar.handle
-        if handle is None or (not self.prompt_box.isVisible() and not check_template):
-            return
-        if self.is_generating():
-            return  # the running job reports the prompt it used; refreshed when it ends
-        if not handle.capabilities.server_template:  # the server templates the chat itself: say so
-            self.prompt_view.set_prompt("")
-            self.prompt_view.setPlaceholderText(f"Can't show the prompt: {handle.capabilities.template_note}.")
-            return
-        messages = [{"role": t.role, "content": t.content} for t in self.turns]
-        system = self.system_prompt.toPlainText().strip() or None
-        if self._render_call is not None:
-            self._render_call.discard()
-
-        def done(text: str) -> None:
-            self.prompt_view.set_prompt(text)
-            if self.model_notice.level == "error":
-                self.model_notice.clear()
-
-        def failed(exc: BaseException) -> None:
-            if isinstance(exc, ChatTemplateError):
-                self.model_notice.show_message(str(exc), "error")
-            self.prompt_view.set_prompt("")
-            self.prompt_view.setPlaceholderText(error_text(exc))
-
-        self._render_call = run_in_thread(lambda: handle.render_chat(messages, system=system), done, failed,
-                                          name="tandem-render")
 
     # --- main window hooks -----------------------------------------------------------------------
 

@@ -4,21 +4,15 @@ The editor holds the document. Generate sends the whole document to the model as
 continuation at its end, marked with a tint until edited; Stop keeps what was produced; anything can be
 edited and continued again. The token view colours generated tokens by probability; hovering shows the
 alternatives, clicking one replaces the text from that token on and continues from there.
-Documents are saved in the history as you go.
+Documents are saved in the history as you go. The widgets are built by ``completion_layout.CompletionLayout``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -26,16 +20,13 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
+from desktop.ui.completion.completion_layout import CompletionLayout
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.workers import StreamJob, run_in_thread, say_if_waiting
-from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.layout import make_timer, three_columns
-from desktop.ui.widgets.model_bar import ModelBar
-from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.page import SingleModelPage
 from desktop.ui.widgets.sampling_panel import SamplingPanel
 from desktop.ui.widgets.stats import describe_final, error_text
-from desktop.ui.widgets.token_view import TokenTracker
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +41,7 @@ TOP_K_ALTERNATIVES = 5  # asked on every run, so the token view can be switched 
 SAVE_EVERY_MS = 1000
 
 
-class CompletionPane(SingleModelPage):
+class CompletionPane(CompletionLayout, SingleModelPage):
     state_key = STATE_KEY
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
@@ -88,69 +79,6 @@ class CompletionPane(SingleModelPage):
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._page_ready()
-
-    def _build_header(self, context: AppContext) -> QHBoxLayout:
-        """The model bar and the token-view switch, over the model's notice."""
-        self.model_bar = ModelBar(context, owner="completion")
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
-        self.model_bar.picked.connect(lambda _p: self._save_state())
-        self.token_toggle = QCheckBox("Token probabilities")
-        self.token_toggle.setObjectName("tokenViewToggle")
-        self.token_toggle.setToolTip("Colour each generated token by how likely the model found it; hover "
-                                     "a token for the alternatives, click one to continue from it.")
-        self.token_toggle.toggled.connect(self._on_token_view)
-        header = QHBoxLayout()
-        header.addWidget(self.model_bar, 1)
-        header.addWidget(self.token_toggle)
-        self.model_notice = Notice("modelNotice")
-        self.notice = Notice("completionNotice")
-        return header
-
-    def _build_editor(self) -> None:
-        """The notebook: the document, its token tracker."""
-        self.editor = QPlainTextEdit()
-        self.editor.setObjectName("promptEditor")
-        self.editor.setAccessibleName("Document")
-        self.editor.setPlaceholderText(
-            "Write the beginning of a text and press Generate (Ctrl+Enter): the model continues it.\n\n"
-            "A base model completes text: start a story, a list, a Q&A, code…")
-        font = QFont(self.editor.font())
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        self.editor.setFont(font)
-        self.editor.textChanged.connect(self._on_text_changed)
-        self.tracker = TokenTracker(self.editor)
-        self.tracker.alternativeChosen.connect(self.continue_with_alternative)
-
-    def _build_actions(self) -> QHBoxLayout:
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("generateButton")
-        self.generate_button.setToolTip("Continue the document from its end (Ctrl+Enter)")
-        self.generate_button.setDefault(True)
-        self.generate_button.clicked.connect(self.generate)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setObjectName("stopButton")
-        self.stop_button.setToolTip("Stop generating; the text so far is kept (Esc)")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
-        self.stats_label = QLabel()
-        self.stats_label.setObjectName("statsLabel")
-        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        actions = QHBoxLayout()
-        actions.addWidget(self.generate_button)
-        actions.addWidget(self.stop_button)
-        actions.addWidget(self.stats_label, 1)
-        return actions
-
-    def _build_sidebar(self, context: AppContext) -> None:
-        self.sidebar = HistorySidebar(context.history, "document")
-        self.sidebar.opened.connect(self.open_document)
-        self.sidebar.newRequested.connect(self.new_item)
-        self.sidebar.deleted.connect(self._on_deleted)
-        self.sidebar.renamed.connect(self._on_renamed)
-        self.sidebar.imported.connect(lambda item: item.kind == "document" and self.open_document(item.id))
-        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
 
     # --- state -----------------------------------------------------------------------------------
 

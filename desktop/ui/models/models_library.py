@@ -9,7 +9,6 @@ the app to rescan (``AppContext.refresh_library``) after an import or removal, s
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -37,9 +36,8 @@ from desktop.ui.models.models_common import (
     KIND_STYLE,
     badge_cell,
     error_text,
-    format_ctx,
-    format_params,
 )
+from desktop.ui.models.models_library_rows import KIND_TIPS, SOURCE_NAMES, details_html, entry_item
 from desktop.ui.runtime.workers import run_in_thread
 
 COLUMNS = ("Model", "Kind", "Pair", "Parameters", "Quant", "Context", "Size", "Architecture")
@@ -49,11 +47,6 @@ GROUPS = (  # (key, title)
     ("lmstudio", "Found in LM Studio's models folder (used in place)"),
     ("broken", "Broken files: they can't be loaded"),
 )
-_KIND_TIPS = {
-    "base": "A base model continues text: use it in Completion (and as the left side of Compare).",
-    "instruct": "An instruct model answers requests: use it in Chat (and as the right side of Compare).",
-}
-_SOURCES = {"library": "models folder", "hf-cache": "Hugging Face cache", "lmstudio": "LM Studio's folder"}
 
 
 def scan_entries(models_dir: Path) -> list:
@@ -79,6 +72,13 @@ class LibraryView(QWidget):
         self._rescan = False
         self._work: list = []  # running import/remove calls
 
+        self._build_buttons()
+        self._build_tree()
+        self._lay_out(self._build_details())
+        self._on_selection()
+
+    def _build_buttons(self) -> None:
+        """Import (copy or link), Remove, Open folder, Rescan and the folder's path."""
         self.import_button = QPushButton("Import…")
         self.import_button.setObjectName("importButton")
         self.import_button.setToolTip("Add a .gguf file you already have")
@@ -103,6 +103,7 @@ class LibraryView(QWidget):
         self.folder_label.setStyleSheet("color: palette(placeholder-text);")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+    def _build_tree(self) -> None:
         self.tree = QTreeWidget()
         self.tree.setObjectName("libraryTree")
         self.tree.setColumnCount(len(COLUMNS))
@@ -118,6 +119,8 @@ class LibraryView(QWidget):
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self.tree.setStyleSheet("QTreeWidget::item { padding: 5px 2px; }")
 
+    def _build_details(self) -> QScrollArea:
+        """The details panel under the tree, in its scroll area."""
         self.details = QLabel()
         self.details.setObjectName("modelDetails")
         self.details.setWordWrap(True)
@@ -130,7 +133,9 @@ class LibraryView(QWidget):
         details_scroll.setWidgetResizable(True)
         details_scroll.setWidget(self.details)
         details_scroll.setMinimumHeight(120)
+        return details_scroll
 
+    def _lay_out(self, details_scroll: QScrollArea) -> None:
         bar = QHBoxLayout()
         bar.addWidget(self.import_button)
         bar.addWidget(self.remove_button)
@@ -147,7 +152,6 @@ class LibraryView(QWidget):
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
-        self._on_selection()
 
     # --- scanning --------------------------------------------------------------------------------
 
@@ -211,45 +215,18 @@ class LibraryView(QWidget):
             members.sort(key=lambda e: (str(min(e.path, e.pair)) if e.pair else str(e.path), e.kind or "",
                                         e.name.lower()))
             for e in members:
-                item = self._item(e, by_path)
+                item = entry_item(e, by_path)
                 self.tree.addTopLevelItem(item)
                 if e.broken:
                     item.setFirstColumnSpanned(True)
                 else:
                     kind = e.kind or "unknown"
                     self.tree.setItemWidget(item, 1, badge_cell(kind, KIND_STYLE.get(kind, KIND_STYLE["unknown"]),
-                                                                _KIND_TIPS.get(kind, ""), name="kindBadge"))
+                                                                KIND_TIPS.get(kind, ""), name="kindBadge"))
                 if keep and str(e.path) == keep:
                     item.setSelected(True)
                     self.tree.setCurrentItem(item)
         self._on_selection()
-
-    def _item(self, e, by_path: dict) -> QTreeWidgetItem:
-        if e.broken:
-            item = QTreeWidgetItem([f"⚠  {e.path.name} — {e.broken}"])
-            item.setForeground(0, QBrush(QColor(ERROR_COLOR)))
-            item.setToolTip(0, f"{e.path}\n{e.broken}")
-        else:
-            meta = e.metadata
-            pair = by_path.get(e.pair) if e.pair else None
-            item = QTreeWidgetItem([
-                "   " + e.path.name + ("  (linked)" if e.linked else ""),
-                e.kind or "unknown",
-                f"↔ {pair.path.name}" if pair else "no sibling yet",
-                format_params(meta.parameters if meta else None),
-                e.quant or "—",
-                format_ctx(meta.context_length if meta else None),
-                human_bytes(e.file_size),
-                meta.architecture if meta else "—",
-            ])
-            item.setToolTip(0, str(e.path))
-            item.setForeground(1, QBrush(QColor(0, 0, 0, 0)))  # the badge widget shows it; text stays for search
-            if not pair:
-                item.setForeground(2, QBrush(QColor("#888888")))
-                other = "instruct" if e.kind == "base" else "base"
-                item.setToolTip(2, f"The {other} sibling of this model is not in the library; Compare needs both.")
-        item.setData(0, Qt.ItemDataRole.UserRole, str(e.path))
-        return item
 
     def selected_entry(self):
         items = self.tree.selectedItems()
@@ -272,42 +249,12 @@ class LibraryView(QWidget):
         if e is None:
             self.remove_button.setToolTip("Select a model to remove it")
         elif e.source != "library":
-            self.remove_button.setToolTip(f"This model lives in the {_SOURCES[e.source]}; Tandem only lists it there.")
+            self.remove_button.setToolTip(f"This model lives in the {SOURCE_NAMES[e.source]}; Tandem only lists it there.")
         else:
             self.remove_button.setToolTip("Unlist this linked model (its file stays)" if e.linked
                                           else "Delete this model's file from the models folder")
-        self.details.setText(self._details_html(e) if e is not None else
+        self.details.setText(details_html(e, self.entries) if e is not None else
                              "<span style='color:palette(placeholder-text)'>Select a model to see its details.</span>")
-
-    def _details_html(self, e) -> str:
-        rows: list[tuple[str, str]] = [("File", escape(str(e.path)))]
-        if e.broken:
-            rows.append(("Problem", f"<span style='color:{ERROR_COLOR}'>{escape(e.broken)}</span>"))
-            rows.append(("What to do", "Remove it, or download it again; Tandem will not try to load it."))
-        else:
-            meta = e.metadata
-            kind_text = {"base": "base: continues text (use it in Completion)",
-                         "instruct": "instruct: answers requests (use it in Chat)"}.get(e.kind or "", e.kind or "?")
-            pair = next((p for p in self.entries if p.path == e.pair), None) if e.pair else None
-            rows += [
-                ("Kind", kind_text + (" — it has a chat template" if meta and meta.has_chat_template else "")),
-                ("Pair", escape(pair.path.name) + " — ready for Compare" if pair else "its sibling is not in the "
-                 "library yet"),
-                ("Model", escape(meta.name or e.name) if meta else escape(e.name)),
-                ("Architecture", escape(meta.architecture) if meta else "—"),
-                ("Parameters", f"{format_params(meta.parameters)} ({meta.parameters:,})" if meta and meta.parameters
-                 else "—"),
-                ("Quantization", escape(e.quant or "—")),
-                ("Trained context", f"{meta.context_length:,} tokens" if meta and meta.context_length else "unknown"),
-                ("Size", human_bytes(e.file_size)),
-            ]
-            if e.repo:
-                rows.append(("From", escape(e.repo)))
-        where = _SOURCES.get(e.source, e.source) + (" (linked: the file stays where it is)" if e.linked else "")
-        rows.append(("Location", where))
-        cells = "".join(f"<tr><td style='padding-right:12px; color:palette(placeholder-text)'>{k}</td>"
-                        f"<td>{v}</td></tr>" for k, v in rows)
-        return f"<table>{cells}</table>"
 
     # --- import ----------------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
 """The Models page: get a base/instruct pair, search Hugging Face, follow downloads, manage the library.
 
 Four tabs over one state: *My models* (desktop/ui/models/models_library.py), *Catalog* (models_catalog.py),
-*Search Hugging Face* (models_search.py) and *Downloads* (models_downloads.py). The page owns what they
-share: the catalog and this machine's free memory (read off the GUI thread; VRAM from the engine's
-hardware report once the page is first shown), the offline state, and the download center. With an empty
-library a card on top offers the one obvious first step: the smallest pair that fits this machine.
+*Search Hugging Face* (models_search.py) and *Downloads* (models_downloads.py, its rows in
+models_downloads_view.py). The page owns what they share: the catalog and this machine's free memory (read
+off the GUI thread; VRAM from the engine's hardware report once the page is first shown), the offline
+state, and the download center. With an empty library a card on top offers the one obvious first step: the
+smallest pair that fits this machine.
 
 huggingface_hub is only imported (on a worker thread) when the page is first shown or a download is asked
 for, so starting the app stays quick.
@@ -14,13 +15,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -40,59 +38,17 @@ from desktop.ui.models.models_common import (
     read_free_ram,
     read_machine_memory,
 )
-from desktop.ui.models.models_downloads import DownloadCenter, DownloadState, DownloadsView
+from desktop.ui.models.models_downloads import DownloadCenter, DownloadState
+from desktop.ui.models.models_downloads_view import DownloadsView
 from desktop.ui.models.models_library import LibraryView
 from desktop.ui.models.models_search import SearchView
+from desktop.ui.models.models_welcome import WelcomeCard
 from desktop.ui.runtime.workers import run_in_thread
 from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.page import Page
 
 TAB_LIBRARY, TAB_CATALOG, TAB_SEARCH, TAB_DOWNLOADS = range(4)
 AFTER_FIRST_PAINT_MS = 300
-
-
-class WelcomeCard(QFrame):
-    """First start: what to do with an empty library, in one button."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("welcomeCard")
-        self.setStyleSheet("#welcomeCard { background: rgba(61, 95, 184, 0.10); border: 1px solid "
-                           "rgba(61, 95, 184, 0.45); border-radius: 8px; }")
-        self.title = QLabel("<b style='font-size:13pt'>Your library is empty — start with a pair</b>")
-        self.title.setObjectName("welcomeTitle")
-        self.text = QLabel("Looking for the smallest pair that fits this machine…")
-        self.text.setObjectName("welcomeText")
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.fit = QLabel()
-        self.fit.setObjectName("welcomeFit")
-        self.button = QPushButton("Download the smallest pair that fits")
-        self.button.setObjectName("smallestPairButton")
-        self.button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("welcomeProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setFixedHeight(14)
-        self.progress.setVisible(False)
-        self.hint = QLabel("Or choose another pair in the <b>Catalog</b>, search <b>Hugging Face</b>, or use "
-                           "<b>My models → Import…</b> for a .gguf file you already have.")
-        self.hint.setObjectName("welcomeHint")
-        self.hint.setWordWrap(True)
-        self.hint.setStyleSheet("color: palette(placeholder-text);")
-        self.fit.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        row = QHBoxLayout()
-        row.addWidget(self.button)
-        row.addWidget(self.fit, 0, Qt.AlignmentFlag.AlignVCenter)
-        row.addWidget(self.progress, 1)
-        row.addStretch(0)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 10, 14, 10)
-        layout.setSpacing(6)
-        layout.addWidget(self.title)
-        layout.addWidget(self.text)
-        layout.addLayout(row)
-        layout.addWidget(self.hint)
 
 
 class ModelsPage(Page):
@@ -110,6 +66,17 @@ class ModelsPage(Page):
         self._first_scan = True
         self._calls: list = []
 
+        title, explain = self._build_header()
+        self._build_views()
+        self._lay_out(title, explain)
+        self._connect()
+
+        self._apply_settings(self.context.settings)
+        self.library_view.rescan()
+        self._run(self._load_catalog_and_ram, self._on_catalog, "tandem-catalog")
+
+    def _build_header(self) -> tuple[QLabel, QLabel]:
+        """The title, what base and instruct mean, the welcome card and the notice with its action button."""
         title = QLabel("<span style='font-size:16pt; font-weight:600'>Models</span>")
         explain = QLabel(BASE_VS_INSTRUCT)
         explain.setObjectName("baseVsInstruct")
@@ -126,7 +93,10 @@ class ModelsPage(Page):
         self.notice_button.clicked.connect(self._notice_action)
         self._notice_callback = None
         self.notice.findChild(QToolButton).clicked.connect(lambda: self.notice_button.setVisible(False))
+        return title, explain
 
+    def _build_views(self) -> None:
+        """The download center and the four tabs' views."""
         self.center = DownloadCenter(self.context.models_dir, self)
         self.library_view = LibraryView(self.context.models_dir)
         self.catalog_view = CatalogView()
@@ -145,6 +115,7 @@ class ModelsPage(Page):
         self.tabs.addTab(self.downloads_view, "Downloads")
         self.tabs.setTabToolTip(TAB_CATALOG, "Base/instruct pairs Tandem knows, with the fit for this machine")
 
+    def _lay_out(self, title: QLabel, explain: QLabel) -> None:
         notice_row = QHBoxLayout()
         notice_row.addWidget(self.notice, 1)
         notice_row.addWidget(self.notice_button)
@@ -157,7 +128,7 @@ class ModelsPage(Page):
         layout.addLayout(notice_row)
         layout.addWidget(self.tabs, 1)
 
-        # wiring
+    def _connect(self) -> None:
         self.catalog_view.downloadRequested.connect(self.download_pair)
         self.search_view.downloadRequested.connect(lambda repo, name: self.download_files([(repo, name)]))
         self.search_view.tokenRequested.connect(self.open_token_settings)
@@ -169,10 +140,6 @@ class ModelsPage(Page):
         self.center.failed.connect(lambda text: self.show_message(text, "error"))
         self.context.libraryChanged.connect(self._on_library_changed)
         self.context.settingsChanged.connect(self._on_settings)
-
-        self._apply_settings(self.context.settings)
-        self.library_view.rescan()
-        self._run(self._load_catalog_and_ram, self._on_catalog, "tandem-catalog")
 
     # --- background reads ------------------------------------------------------------------------
 

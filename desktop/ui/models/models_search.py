@@ -91,6 +91,12 @@ class SearchView(QWidget):
         self._search_call = None
         self._files_call = None
 
+        self._build_query()
+        self._build_tables()
+        self._lay_out()
+
+    def _build_query(self) -> None:
+        """The query box, Search, the notice and its "Add a token…" button."""
         self.query = QLineEdit()
         self.query.setObjectName("searchEdit")
         self.query.setPlaceholderText(self.PLACEHOLDER)
@@ -106,6 +112,8 @@ class SearchView(QWidget):
         self.token_button.setVisible(False)
         self.token_button.clicked.connect(self.tokenRequested.emit)
 
+    def _build_tables(self) -> None:
+        """The results table over the open repository's files."""
         self.status = QLabel("Type a model name and press Enter; the most downloaded GGUF repositories come first.")
         self.status.setObjectName("searchStatus")
         self.status.setStyleSheet("color: palette(placeholder-text);")
@@ -117,6 +125,7 @@ class SearchView(QWidget):
         self.files_title.setObjectName("filesTitle")
         self.file_table = _table(FILE_COLUMNS, "repoFiles")
 
+    def _lay_out(self) -> None:
         row = QHBoxLayout()
         row.addWidget(self.query, 1)
         row.addWidget(self.search_button)

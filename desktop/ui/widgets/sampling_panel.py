@@ -107,6 +107,24 @@ class SamplingPanel(QWidget):
         font.setBold(True)
         title.setFont(font)
 
+        self._build_boxes()
+        self._build_seed()
+        form = self._build_form()
+
+        self.reset_button = QPushButton("Reset to defaults")
+        self.reset_button.setObjectName("resetSampling")
+        self.reset_button.clicked.connect(self.reset)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(title)
+        layout.addLayout(form)
+        layout.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(1)
+        self.reset()
+
+    def _build_boxes(self) -> None:
+        """One box per sampling parameter, the stop strings included."""
         self.temperature = self._double("temperature", 0.0, 5.0, 0.05, 2)
         self.top_k = self._int("topK", 0, 1000)
         self.top_p = self._double("topP", 0.0, 1.0, 0.01, 2)
@@ -120,6 +138,8 @@ class SamplingPanel(QWidget):
         self.stop.setPlaceholderText("none")
         self.stop.textChanged.connect(self.changed)
 
+    def _build_seed(self) -> None:
+        """The seed box and its Pin."""
         self.seed = QLineEdit()
         self.seed.setObjectName("seedEdit")
         self.seed.setValidator(QIntValidator(0, SEED_MAX, self.seed))
@@ -131,6 +151,8 @@ class SamplingPanel(QWidget):
         self.seed.textChanged.connect(self.changed)
         self.seed.setMinimumWidth(line_edit_width(self.seed, str(SEED_MAX)))  # a 10-digit seed is never cut
 
+    def _build_form(self) -> QFormLayout:
+        """The boxes in a form, each with its tip, the seed last."""
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -145,18 +167,7 @@ class SamplingPanel(QWidget):
         self.seed.setToolTip(_TIPS["seed"])
         form.addRow(seed_label, self.seed)
         form.addRow("", self.seed_pin)  # under the box: beside it, a 10-digit seed had no room in a narrow panel
-
-        self.reset_button = QPushButton("Reset to defaults")
-        self.reset_button.setObjectName("resetSampling")
-        self.reset_button.clicked.connect(self.reset)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(title)
-        layout.addLayout(form)
-        layout.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addStretch(1)
-        self.reset()
+        return form
 
     def _double(self, name: str, lo: float, hi: float, step: float, decimals: int) -> QDoubleSpinBox:
         box = QDoubleSpinBox()
