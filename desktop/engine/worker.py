@@ -27,11 +27,11 @@ from desktop.core.chat_template import render_chat
 from desktop.core.errors import (
     ContextOverflow,
     EngineError,
-    GrammarError,
     ModelFileError,
     TandemError,
 )
 from desktop.core.logs import tail
+from desktop.engine import native
 from desktop.engine.messages import (
     STREAMING,
     Chat,
@@ -46,6 +46,7 @@ from desktop.engine.messages import (
     Tokenize,
     VocabId,
 )
+from desktop.engine.sampling import Sampler
 from desktop.engine.types import FinalEvent, GenerationStats, LoadInfo, LoadOptions, SamplingParams
 
 # Filled in by worker_main once llama_cpp is imported (keeps this module importable for tests of helpers).
@@ -138,6 +139,7 @@ class Runner:
             self._abort_cb = L.ggml_abort_callback(lambda _data: bool(self.cancel_flag[0]))
         L.llama_set_abort_callback(ctx, self._abort_cb, ctypes.addressof(self.cancel_flag))
         self.tokens: list[int] = []  # what the KV cache holds, position by position
+        self.full_chain_sampling = False  # True: llama_sampler_sample over the whole vocabulary (tests compare)
         self.piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._one = (L.llama_token * 1)()
@@ -315,43 +317,12 @@ class Runner:
         return L.llama_decode(self.ctx, L.llama_batch_get_one(self._one, 1))
 
     # ----- sampling ------------------------------------------------------------------------------
-    def _make_sampler(self, p: SamplingParams, seed: int, prompt_tokens: list[int]):
-        grammar_text = p.grammar
-        if p.json_schema:
-            grammar_text = json_schema_to_grammar(p.json_schema)
-        grammar = None
-        if grammar_text:
-            # llama.cpp reads a C string: text after a NUL is dropped, and an empty grammar means "no
-            # grammar", so "\0..." was silently ignored. Invalid UTF-8 must be a GrammarError, not a codec one.
-            if "\x00" in grammar_text or not grammar_text.strip():
-                raise GrammarError("The grammar is empty or contains a NUL character; write GBNF rules with 'root'.")
-            grammar = L.llama_sampler_init_grammar(self.vocab, grammar_text.encode("utf-8", "replace"), b"root")
-            if not grammar:
-                raise GrammarError("The grammar is not valid GBNF (llama.cpp rejected it); check its rules "
-                                   "and that it defines 'root'.")
-        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if grammar:
-            L.llama_sampler_chain_add(chain, grammar)
-        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
-                self.n_vocab, p.repeat_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
-        if p.temperature <= 0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
-        else:
-            if p.top_k > 0:
-                L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(p.top_k))
-            if p.top_p < 1.0:
-                L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(p.top_p, 1))
-            if p.min_p > 0.0:
-                L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(p.min_p, 1))
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(p.temperature))
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
-        if not grammar:  # the grammar must not see prompt tokens; the penalties should
-            for tok in prompt_tokens[-max(p.repeat_last_n, 0):] if p.repeat_last_n else ():
-                L.llama_sampler_accept(chain, tok)
-        return chain
+    def _make_sampler(self, p: SamplingParams, seed: int, prompt_tokens: list[int]) -> Sampler:
+        return Sampler(self.vocab, self.n_vocab, p, seed, prompt_tokens, full_chain=self.full_chain_sampling)
 
-    def _logprobs(self, token: int, k: int):
+    def _logprobs(self, token: int, k: int, candidates=None):
+        """The chosen token's logprob and the top ``k`` (ranked among ``candidates`` when the sampler says they
+        hold the k best logits: a few hundred ids instead of the whole vocabulary)."""
         logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
         top_logit = float(logits.max())
         # log-sum-exp in one scratch buffer: no temporaries of n_vocab floats per token (211 -> 144 µs at 32k)
@@ -365,7 +336,10 @@ class Runner:
         if k <= 0:
             return chosen, ()
         k = min(k, self.n_vocab)
-        idx = np.argpartition(logits, -k)[-k:]
+        if candidates is not None:
+            idx = candidates[np.argpartition(logits[candidates], -k)[-k:]] if len(candidates) > k else candidates
+        else:
+            idx = np.argpartition(logits, -k)[-k:]
         idx = idx[np.argsort(logits[idx])[::-1]]
         top = tuple(
             (self.piece(int(i)).decode("utf-8", "backslashreplace"), int(i), float(logits[i]) - lse) for i in idx
@@ -411,12 +385,12 @@ class Runner:
                 if len(self.tokens) >= self.n_ctx:
                     finish = "length"
                     break
-                token = L.llama_sampler_sample(sampler, self.ctx, -1)
+                token = sampler.sample(self.ctx)
                 if L.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 if want_logprobs:
-                    logprob, top = self._logprobs(token, p.logprobs)
+                    logprob, top = self._logprobs(token, p.logprobs, sampler.best_ids(p.logprobs))
                 else:
                     logprob, top = math.nan, ()
                 text = decoder.decode(self.piece(token))
@@ -455,7 +429,7 @@ class Runner:
             stats["decode_llama_s"] = in_llama
             return self._final(finish, emitted, stats, t_start, t_first, n_generated)
         finally:
-            L.llama_sampler_free(sampler)
+            sampler.free()
 
     def _final(self, finish, emitted, stats, t_start, t_first, n_generated) -> FinalEvent:
         t_end = time.perf_counter()
@@ -665,18 +639,6 @@ def _flush(pending: list, upto: int, emitted: list[str], send, cut_crossing: boo
     del pending[:count]
 
 
-def json_schema_to_grammar(schema: str) -> str:
-    import json
-
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        json.loads(schema)
-        return json_schema_to_gbnf(schema)
-    except Exception as exc:
-        raise GrammarError(f"The JSON schema can't be used for constrained output: {exc}") from None
-
-
 def gpu_backend_name() -> str:
     devices = [d for d in list_devices() if d["type"] != "CPU"]
     if not devices:
@@ -761,11 +723,8 @@ def hardware_report() -> dict:
 
 def _import_llama():
     global L, np
-    import llama_cpp
-    import numpy
-
-    L = llama_cpp
-    np = numpy
+    native.load()
+    L, np = native.L, native.np
 
 
 def _redirect_output(log_path: str | None) -> None:
