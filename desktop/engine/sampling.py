@@ -21,7 +21,7 @@ import ctypes
 from collections import deque
 
 from desktop.core.errors import GrammarError
-from desktop.engine import native
+from desktop.engine.native import L, np
 from desktop.engine.types import SamplingParams
 
 # The candidate array is given up for the full one when it would hold more than this share of the vocabulary.
@@ -51,7 +51,7 @@ def _grammar_sampler(vocab, p: SamplingParams):
     # grammar", so "\0..." was silently ignored. Invalid UTF-8 must be a GrammarError, not a codec one.
     if "\x00" in grammar_text or not grammar_text.strip():
         raise GrammarError("The grammar is empty or contains a NUL character; write GBNF rules with 'root'.")
-    grammar = native.L.llama_sampler_init_grammar(vocab, grammar_text.encode("utf-8", "replace"), b"root")
+    grammar = L.llama_sampler_init_grammar(vocab, grammar_text.encode("utf-8", "replace"), b"root")
     if not grammar:
         raise GrammarError("The grammar is not valid GBNF (llama.cpp rejected it); check its rules "
                            "and that it defines 'root'.")
@@ -73,8 +73,7 @@ class Sampler:
 
     def __init__(self, vocab, n_vocab: int, p: SamplingParams, seed: int, prompt_tokens: list[int],
                  full_chain: bool = False):
-        L = self.L = native.L
-        self.np = native.np
+        self.L, self.np = L, np
         self.n_vocab = n_vocab
         self.pre = self.post = self.single = None
         grammar = _grammar_sampler(vocab, p)
