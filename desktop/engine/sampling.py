@@ -9,7 +9,8 @@ penalties may change. Any other token is below at least k unpenalized ones, so t
 what top-k keeps, and the rest of the chain's work on it (top-p, min-p, temperature, the seeded draw), is the
 same. The one thing a short array could change is how ``std::partial_sort`` orders *equal* logits, so when
 the survivors hold a tie the full array is built instead. The result is the exact token the full chain picks
-for the same seed and settings (tests/real/test_sampling_exact.py compares whole generations).
+for the same seed and settings (tests/engine/test_sampler.py and tests/real/test_sampler_real.py compare
+whole generations).
 
 A grammar, or top-k off with a temperature, needs the whole vocabulary: those requests keep
 ``llama_sampler_sample`` with one chain.
