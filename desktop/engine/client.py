@@ -1,42 +1,42 @@
-"""The app's side of the engine: starts a worker process per model and streams its events.
+"""The app's side of the engine: ``ModelHandle``, a model loaded in its own worker process.
 
 Nothing here imports llama_cpp: the GUI stays light and a model that crashes takes only its own worker
 with it. A dead worker becomes ``EngineCrashed`` carrying the last lines it wrote to stderr; the next
-request on the same handle starts a fresh worker (the model is loaded again).
+request on the same handle starts a fresh worker (the model is loaded again). One request runs at a time
+per model; a second one waits its turn (``Stream.waiting``) instead of failing.
 
-Cancel is a byte in shared memory, read by the worker between tokens and by llama.cpp's abort callback
-during prompt prefill; if the worker does not answer within ``KILL_AFTER_S`` (a GPU prefill, which has no
-abort hook), it is killed and restarted on the next request.
+The pieces: ``process`` (a worker process and its pipe, ``hardware_report``), ``stream`` (a request's
+events and its cancel), and this module (loading, the request methods, the queue).
 """
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import os
 import threading
-import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from desktop.core import gguf_meta, paths
+from desktop.core import gguf_meta
 from desktop.core.errors import EngineBusy, EngineCrashed, EngineError, ModelFileError, TandemError
-from desktop.core.logs import tail
 from desktop.engine.messages import (
     Chat,
     Close,
     Complete,
     Failed,
-    Final,
     Render,
     Request,
     Score,
-    Token,
     Tokenize,
     VocabId,
 )
 from desktop.engine.model import Capabilities
+from desktop.engine.process import (
+    WorkerProcess,
+    describe_exit,
+    hardware_report,  # noqa: F401  (the engine package hands it out from here)
+    new_log_path,
+)
+from desktop.engine.stream import Stream
 from desktop.engine.types import (
     FinalEvent,
     LoadInfo,
@@ -44,15 +44,12 @@ from desktop.engine.types import (
     SamplingParams,
     ScoredToken,
     ScoreResult,
-    TokenEvent,
     TopToken,
 )
 
-KILL_AFTER_S = 2.0
 LOCAL_CAPABILITIES = Capabilities(queues=True)
 MAX_SCORE_TOP_K = 1000  # score(top_k=) limit: each alternative is a piece of text sent over the pipe
 LOAD_TIMEOUT_S = 600.0
-_ctx = multiprocessing.get_context("spawn")
 
 GGUF_MAGIC = b"GGUF"
 
@@ -80,207 +77,6 @@ def check_model_file(path: str | os.PathLike) -> Path:
     return p.resolve()
 
 
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "stopped answering"
-    if code < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with code {code}"
-
-
-class _Worker:
-    """One worker process and its pipe."""
-
-    def __init__(self, target, args: tuple, log_path: Path):
-        self.log_path = log_path
-        self.cancel_flag = _ctx.RawArray(ctypes.c_uint8, 2)
-        parent, child = _ctx.Pipe(duplex=True)
-        self.conn = parent
-        self.process = _ctx.Process(target=target, args=(child, *args, self.cancel_flag, str(log_path)),
-                                    daemon=True, name="tandem-engine")
-        self.process.start()
-        child.close()  # so a dead worker reads as EOF here
-
-    def crashed(self, what: str) -> EngineCrashed:
-        self.process.join(timeout=1.0)
-        code = self.process.exitcode
-        log_tail = tail(self.log_path)
-        last = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
-        message = f"The model's worker process {_describe_exit(code)} while {what}."
-        if last and code not in (None, -9):
-            message += f" Last message: {last.strip()[:200]}"
-        return EngineCrashed(message + " The app is fine; the model will be loaded again on the next request.",
-                             log_tail, code)
-
-    def recv(self, what: str, timeout: float | None = None):
-        """Next message, or EngineCrashed if the worker died."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                if self.conn.poll(0.25):
-                    return self.conn.recv()
-            except (EOFError, OSError, ConnectionResetError):
-                raise self.crashed(what) from None
-            if not self.process.is_alive():
-                # drain anything it sent just before exiting
-                try:
-                    if self.conn.poll(0):
-                        return self.conn.recv()
-                except (EOFError, OSError):
-                    pass
-                raise self.crashed(what)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(what)
-
-    def send(self, msg, what: str) -> None:
-        try:
-            self.conn.send(msg)
-        except (BrokenPipeError, OSError):
-            raise self.crashed(what) from None
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=5)
-        self.conn.close()
-
-    def remove_log(self) -> None:
-        try:
-            self.log_path.unlink()
-        except OSError:
-            pass
-
-
-KEEP_WORKER_LOGS_S = 3 * 24 * 3600
-_pruned = False
-
-
-def _new_log_path(prefix: str) -> Path:
-    """A log file for one worker. A clean unload deletes it; one kept after a crash is pruned days later."""
-    global _pruned
-    log_dir = paths.log_dir()
-    if not _pruned:
-        _pruned = True
-        cutoff = time.time() - KEEP_WORKER_LOGS_S
-        for old in [*log_dir.glob("worker-*.log"), *log_dir.glob("doctor-*.log")]:
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass
-    return log_dir / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
-
-
-class Stream:
-    """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread.
-
-    A stream made while its model is busy with another request is *waiting*: it sends its request when the
-    model is free, on the first ``next_event()``; cancelled before that, it ends ``cancelled`` unsent."""
-
-    def __init__(self, handle: ModelHandle, request: Request, what: str, *, waiting: bool = False):
-        self._handle = handle
-        self._request = request
-        self._worker: _Worker | None = None
-        self._what = what
-        self.final: FinalEvent | None = None
-        self._cancel_at: float | None = None
-        self._lock = threading.Lock()
-        self.owner = threading.get_ident()  # the thread that asked: it can't wait for its own stream
-        if not waiting:
-            self._send()
-
-    def _send(self) -> None:
-        """Start the request on the worker (the handle's lock is held and no other request runs)."""
-        worker = self._handle._ensure_worker()
-        worker.cancel_flag[0] = 0  # only here, with no request in flight: a cancel can't be lost
-        worker.send(self._request, self._what)
-        self._worker = worker
-        self._handle._stream = self
-        if self._cancel_at is not None:  # cancelled while it was being sent
-            self._cancel_at = time.monotonic()
-            worker.cancel_flag[0] = 1
-
-    @property
-    def waiting(self) -> bool:
-        """True while the request waits for the model to finish another one."""
-        return self._worker is None and self.final is None
-
-    @property
-    def done(self) -> bool:
-        return self.final is not None
-
-    def cancel(self) -> None:
-        if self.final is None and self._cancel_at is None:
-            self._cancel_at = time.monotonic()
-            worker = self._worker
-            if worker is not None:
-                worker.cancel_flag[0] = 1
-
-    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
-        while True:
-            event = self.next_event()
-            yield event
-            if isinstance(event, FinalEvent):
-                return
-
-    def next_event(self) -> TokenEvent | FinalEvent:
-        """The next event; after the final one, the final one again."""
-        with self._lock:
-            if self.final is not None:
-                return self.final
-            if self._worker is None:
-                try:
-                    if not self._handle._start_when_free(self):
-                        return self._finish(FinalEvent("cancelled", ""))
-                except TandemError as exc:  # the model was unloaded, or its worker could not start again
-                    return self._finish(FinalEvent("error", "", error=exc))
-            try:
-                msg = self._recv()
-            except EngineCrashed as exc:
-                self._handle._worker_lost()
-                return self._finish(FinalEvent("error", "", error=exc))
-            if isinstance(msg, Token):
-                return msg.event()
-            if isinstance(msg, Final):
-                return self._finish(msg.event)
-            error = msg.error if isinstance(msg, Failed) else EngineError(f"unexpected engine reply {msg!r}")
-            return self._finish(FinalEvent("error", "", error=error))
-
-    def _recv(self):
-        while True:
-            timeout = None
-            if self._cancel_at is not None:
-                timeout = max(0.0, self._cancel_at + KILL_AFTER_S - time.monotonic())
-            try:
-                return self._worker.recv(self._what, timeout=timeout)
-            except TimeoutError:
-                # the worker did not stop in time (e.g. a GPU prefill): the process is the hard stop
-                self._handle._kill_worker()
-                return Final(FinalEvent("cancelled", ""))
-
-    def _finish(self, final: FinalEvent) -> FinalEvent:
-        self.final = final
-        self._handle._stream_done(self)
-        return final
-
-    def text(self) -> str:
-        """Run to the end and return the text; raises the stream's error, if any."""
-        final = None
-        for event in self:
-            final = event
-        assert isinstance(final, FinalEvent)
-        if final.error is not None:
-            raise final.error
-        return final.text
-
-
 class ModelHandle:
     """A loaded model in its worker process. Use from one thread at a time per request."""
 
@@ -292,7 +88,7 @@ class ModelHandle:
         self._lock = threading.RLock()
         self._stream: Stream | None = None  # the request running on the worker, if any
         self._free = threading.Condition()  # notified whenever a request ends
-        self._worker: _Worker | None = None
+        self._worker: WorkerProcess | None = None
         self.info: LoadInfo = self._start()
         self.closed = False
 
@@ -300,13 +96,13 @@ class ModelHandle:
     def _start(self) -> LoadInfo:
         from desktop.engine.worker import worker_main
 
-        worker = _Worker(worker_main, (str(self.path), self.options), _new_log_path("worker"))
+        worker = WorkerProcess(worker_main, (str(self.path), self.options), new_log_path("worker"))
         try:
             reply = worker.recv(f"loading {self.path.name}", timeout=LOAD_TIMEOUT_S)
         except EngineCrashed as exc:
             worker.kill()
             raise ModelFileError(
-                f"Loading {self.path.name} crashed llama.cpp ({_describe_exit(exc.exitcode)}): "
+                f"Loading {self.path.name} crashed llama.cpp ({describe_exit(exc.exitcode)}): "
                 "the file is probably corrupt or from an unsupported model.") from None
         except TimeoutError:
             worker.kill()
@@ -326,7 +122,7 @@ class ModelHandle:
     def alive(self) -> bool:
         return self.pid is not None
 
-    def _ensure_worker(self) -> _Worker:
+    def _ensure_worker(self) -> WorkerProcess:
         if self.closed:
             raise EngineError("This model was unloaded; load it again.")
         if self._worker is None or not self._worker.process.is_alive():
@@ -530,38 +326,3 @@ def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> M
     """Start a worker process and load the model there. Blocks until loaded (call off the GUI thread)."""
     checked = check_model_file(path)
     return ModelHandle(checked, options or LoadOptions())
-
-
-_hardware_cache: dict | None = None
-
-
-def hardware_report(refresh: bool = False) -> dict:
-    """CPU features, GPU devices and the llama.cpp build's backend, read in a short-lived worker."""
-    global _hardware_cache
-    if _hardware_cache is not None and not refresh:
-        return _hardware_cache
-    from desktop.engine.worker import hardware_main
-
-    log_path = _new_log_path("doctor")
-    parent, child = _ctx.Pipe(duplex=True)
-    process = _ctx.Process(target=hardware_main, args=(child, str(log_path)), daemon=True)
-    process.start()
-    child.close()
-    try:
-        if not parent.poll(60):
-            raise EngineError("The hardware check did not answer within 60 s.")
-        reply = parent.recv()
-    except (EOFError, OSError):
-        raise EngineCrashed(f"The hardware check crashed: {tail(log_path, 5)}", tail(log_path)) from None
-    finally:
-        process.join(timeout=5)
-        if process.is_alive():
-            process.kill()
-        try:
-            log_path.unlink()
-        except OSError:
-            pass
-    if isinstance(reply, Failed):
-        raise reply.error
-    _hardware_cache = reply.value
-    return reply.value

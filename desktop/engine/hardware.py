@@ -1,0 +1,102 @@
+"""What this machine and this llama.cpp build offer: threads, GPU devices, CPU features.
+
+Read in a worker process (``worker.hardware_main``), since it needs llama.cpp's libraries; the app shows it
+on the Models page and ``tandem hardware`` prints it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+from desktop.engine.native import L
+
+
+def default_threads() -> int:
+    """Roughly the physical core count: llama.cpp decodes fastest without hyper-threads."""
+    n = os.cpu_count() or 2
+    return max(1, n // 2) if n > 4 else n
+
+
+def gpu_backend_name() -> str:
+    devices = [d for d in list_devices() if d["type"] != "CPU"]
+    if not devices:
+        return "CPU"
+    name = devices[0]["name"]
+    for known in ("CUDA", "Metal", "MTL", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "CANN", "MUSA"):
+        if name.upper().startswith(known.upper()):
+            return {"MTL": "Metal", "HIP": "ROCm"}.get(known, known)
+    return name
+
+
+def _ggml_lib():
+    try:
+        from llama_cpp import _ggml
+
+        return _ggml.libggml
+    except Exception as exc:  # an unusual build without the ggml bindings: no device list, CPU assumed
+        print(f"tandem: no ggml device list: {exc}", file=sys.stderr)  # the worker's log
+        return None
+
+
+def list_devices() -> list[dict]:
+    """GPU and CPU devices from ggml's backend registry (name, description, type, memory)."""
+    lib = _ggml_lib()
+    if lib is None or not hasattr(lib, "ggml_backend_dev_count"):
+        return []
+    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_dev_name.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_description.restype = ctypes.c_char_p
+    lib.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_type.restype = ctypes.c_int
+    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_dev_memory.restype = None
+    lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                            ctypes.POINTER(ctypes.c_size_t)]
+    types = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "ACCEL"}
+    out = []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        out.append({
+            "name": (lib.ggml_backend_dev_name(dev) or b"").decode(errors="replace"),
+            "description": (lib.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
+            "type": types.get(lib.ggml_backend_dev_type(dev), "other"),
+            "memory_free": free.value,
+            "memory_total": total.value,
+        })
+    return out
+
+
+def hardware_report() -> dict:
+    import importlib.metadata
+
+    L.llama_backend_init()
+    info = (L.llama_print_system_info() or b"").decode(errors="replace")
+    devices = list_devices()
+    gpus = [d for d in devices if d["type"] != "CPU"]
+    features = sorted({part.split(" = ")[0].strip() for seg in info.split("|") for part in [seg]
+                       if " = 1" in part})
+    try:
+        version = importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(sys.modules.get("llama_cpp"), "__version__", "unknown")
+    return {
+        "llama_cpp_python": version,
+        "build_backend": gpu_backend_name() if gpus else "CPU",
+        "gpu_offload_supported": bool(L.llama_supports_gpu_offload()),
+        "cpu_features": features,
+        "system_info": info.strip(),
+        "devices": devices,
+        "gpus": [{"name": d["name"], "description": d["description"], "memory_total": d["memory_total"],
+                  "memory_free": d["memory_free"]} for d in gpus],
+        "cpu_count": os.cpu_count(),
+        "default_threads": default_threads(),
+        "platform": sys.platform,
+    }
+

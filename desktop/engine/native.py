@@ -1,0 +1,39 @@
+"""llama_cpp and numpy for the worker's modules, imported only once a worker process has started.
+
+The app's own process imports ``desktop.engine.worker`` to name the function a worker process runs; loading
+llama.cpp's shared libraries (and numpy) there would cost memory and start time for nothing. So the worker's
+modules write ``from desktop.engine.native import L, np`` and use ``L.llama_decode(...)`` as if they had
+imported the modules themselves: ``L`` and ``np`` are stand-ins that ``load()`` points at the real modules
+(an attribute is looked up once, then kept on the stand-in). Before ``load()`` any use says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class _Deferred:
+    def __init__(self, name: str):
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self.__dict__.get("_module")
+        if module is None:
+            raise RuntimeError(f"{self.__dict__.get('_name')} is not loaded: the worker calls native.load() first")
+        value = getattr(module, attr)
+        setattr(self, attr, value)  # the next lookup is a plain attribute
+        return value
+
+
+L: Any = _Deferred("llama_cpp")
+np: Any = _Deferred("numpy")
+
+
+def load() -> None:
+    """Import llama_cpp and numpy (in a worker process) and point ``L`` and ``np`` at them."""
+    import llama_cpp
+    import numpy
+
+    L._module = llama_cpp
+    np._module = numpy
