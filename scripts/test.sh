@@ -30,4 +30,11 @@ fi
 .venv/bin/python -m bench.llama_server >/dev/null
 .venv/bin/lint-imports
 .venv/bin/ruff check desktop tests bench
-QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+if [ $# -gt 0 ]; then
+  exec env QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+fi
+# Two runs: the tiny-model suite, then the real-model tier in a process of its own (the first-run window
+# test, which downloads and runs the real pair, stalled after the whole ui suite had run in the same process;
+# alone, and after the real tier, it passes in ~15 s; see the issue 12 note).
+QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider -m "not real"
+QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -p no:cacheprovider -m real

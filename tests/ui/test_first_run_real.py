@@ -50,10 +50,10 @@ def test_first_run_downloads_the_pair_and_compare_fills_both_columns(qtbot, monk
         window.show()
         results: list[dict] = []
         steps: list[str] = []
-        run = FirstRun(window, results.append, lambda s: (steps.append(s), print("STEP", s, flush=True)), timeout_s=840)
+        run = FirstRun(window, results.append, lambda s: (steps.append(s), print("STEP", s, flush=True)), timeout_s=300)
         run.start()
         try:
-            qtbot.waitUntil(lambda: bool(results), timeout=900_000)
+            qtbot.waitUntil(lambda: bool(results), timeout=360_000)
         finally:
             window.close()  # the window's own shutdown: downloads paused, workers closed
     result = results[0]
