@@ -31,6 +31,7 @@ from desktop.core.errors import (
     ServerUnreachable,
     UnknownModel,
 )
+from desktop.core.http_headers import retry_after_seconds
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a 70B prefill of a long prompt on a busy server can take minutes
@@ -57,20 +58,7 @@ def check_allowed(url: str, offline: bool | None = None) -> None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            import time
-
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
+    return retry_after_seconds(response.headers.get("retry-after"))
 
 
 def _server_message(response: httpx.Response) -> str:

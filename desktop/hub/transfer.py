@@ -41,6 +41,7 @@ from desktop.core.errors import (
     TandemError,
 )
 from desktop.core.fit import human_bytes
+from desktop.core.http_headers import retry_after_seconds
 from desktop.core.settings import atomic_write_text
 from desktop.hub._common import check_repo_id, endpoint, ensure_online, status_error, translate
 from desktop.hub.files import safe_local_name
@@ -109,18 +110,7 @@ def target_for(dest_dir: Path, filename: str) -> Path:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
+    return retry_after_seconds(headers.get("Retry-After") if headers is not None else None)
 
 
 def resolve_remote(repo: str, filename: str, revision: str = "main", *, control: Control | None = None,
