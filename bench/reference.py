@@ -156,9 +156,9 @@ def _unpack(sdist: Path, cache: Path) -> Path:
     return target
 
 
-def _binary_in(build_dir: Path) -> Path | None:
-    for candidate in (build_dir / "bin" / "llama-bench", build_dir / "bin" / "Release" / "llama-bench.exe",
-                      build_dir / "bin" / "llama-bench.exe"):
+def _binary_in(build_dir: Path, target: str = "llama-bench") -> Path | None:
+    for candidate in (build_dir / "bin" / target, build_dir / "bin" / "Release" / f"{target}.exe",
+                      build_dir / "bin" / f"{target}.exe"):
         if candidate.is_file():
             return candidate
     return None
@@ -196,37 +196,48 @@ def list_gpu_devices(binary: Path) -> tuple[str, ...]:
     return tuple(devices)
 
 
-def ensure_llama_bench(cache: Path, log: Log = print, jobs: int | None = None) -> Reference:
-    """The cached llama-bench for the installed llama-cpp-python, building it first if needed."""
+def build_dir_for(target: str, cache: Path, version: str, flags: list[str]) -> Path:
+    """Where ``target`` is built for this llama-cpp-python version, flag set and platform."""
+    key = hashlib.sha256(json.dumps([version, flags, sys.platform, platform.machine()]).encode()).hexdigest()[:10]
+    return cache / "build" / f"{target}-{version}-{key}"
+
+
+def build_target(target: str, flags: list[str], cache: Path, log: Log = print,
+                 jobs: int | None = None) -> tuple[Path, Path, float | None]:
+    """Build one CMake target (llama-bench, llama-server) of the installed llama-cpp-python's vendored
+    llama.cpp once, cached. Returns (binary, build dir, build seconds or None when cached)."""
     version = installed_version()
     if shutil.which("cmake") is None:
-        raise ReferenceUnavailable("cmake is not installed (needed once, to build llama-bench)")
-    flags = cmake_flags()
-    key = hashlib.sha256(json.dumps([version, flags, sys.platform, platform.machine()]).encode()).hexdigest()[:10]
-    build_dir = cache / "build" / f"llama-bench-{version}-{key}"
-    binary = _binary_in(build_dir)
-    build_s = None
+        raise ReferenceUnavailable(f"cmake is not installed (needed once, to build {target})")
+    build_dir = build_dir_for(target, cache, version, flags)
+    binary = _binary_in(build_dir, target)
+    if binary is not None:
+        return binary, build_dir, None
+    cache.mkdir(parents=True, exist_ok=True)
+    log_file = cache / f"{target}-build-{build_dir.name.removeprefix(target + '-')}.log"
+    log_file.write_text("")
+    started = time.perf_counter()
+    src = _unpack(_fetch_sdist(version, cache, log, log_file), cache)
+    llama_src = src / "vendor" / "llama.cpp"
+    if not (llama_src / "CMakeLists.txt").is_file():
+        raise ReferenceUnavailable(f"the sdist has no vendor/llama.cpp ({src})")
+    generator = ["-G", "Ninja"] if shutil.which("ninja") and sys.platform != "win32" else []
+    log(f"building {target} from llama-cpp-python {version}'s vendored llama.cpp (once; several "
+        f"minutes) — log: {log_file}")
+    _run(["cmake", "-S", str(llama_src), "-B", str(build_dir), *generator, *flags], log_file, "cmake configure")
+    _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", target,
+          "-j", str(jobs or os.cpu_count() or 2)], log_file, f"building {target}")
+    binary = _binary_in(build_dir, target)
     if binary is None:
-        cache.mkdir(parents=True, exist_ok=True)
-        log_file = cache / f"llama-bench-build-{version}-{key}.log"
-        log_file.write_text("")
-        started = time.perf_counter()
-        src = _unpack(_fetch_sdist(version, cache, log, log_file), cache)
-        llama_src = src / "vendor" / "llama.cpp"
-        if not (llama_src / "CMakeLists.txt").is_file():
-            raise ReferenceUnavailable(f"the sdist has no vendor/llama.cpp ({src})")
-        generator = ["-G", "Ninja"] if shutil.which("ninja") and sys.platform != "win32" else []
-        log(f"building llama-bench from llama-cpp-python {version}'s vendored llama.cpp (once; several "
-            f"minutes) — log: {log_file}")
-        _run(["cmake", "-S", str(llama_src), "-B", str(build_dir), *generator, *flags], log_file, "cmake configure")
-        jobs = jobs or os.cpu_count() or 2
-        _run(["cmake", "--build", str(build_dir), "--config", "Release", "--target", "llama-bench",
-              "-j", str(jobs)], log_file, "building llama-bench")
-        binary = _binary_in(build_dir)
-        if binary is None:
-            raise ReferenceUnavailable(f"the build finished but no llama-bench binary is in {build_dir}/bin")
-        build_s = time.perf_counter() - started
-    return Reference(binary=binary, version=version, cmake_flags=tuple(flags), build_s=build_s,
+        raise ReferenceUnavailable(f"the build finished but no {target} binary is in {build_dir}/bin")
+    return binary, build_dir, time.perf_counter() - started
+
+
+def ensure_llama_bench(cache: Path, log: Log = print, jobs: int | None = None) -> Reference:
+    """The cached llama-bench for the installed llama-cpp-python, building it first if needed."""
+    flags = cmake_flags()
+    binary, build_dir, build_s = build_target("llama-bench", flags, cache, log, jobs)
+    return Reference(binary=binary, version=installed_version(), cmake_flags=tuple(flags), build_s=build_s,
                      gpu_devices=list_gpu_devices(binary), build_info=_cmake_cache_info(build_dir))
 
 
