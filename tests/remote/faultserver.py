@@ -128,3 +128,14 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def drain(stream):
+    """(token events, final event) of a stream run to its end."""
+    from desktop.engine.types import FinalEvent
+
+    tokens = []
+    for ev in stream:
+        if isinstance(ev, FinalEvent):
+            return tokens, ev
+        tokens.append(ev)

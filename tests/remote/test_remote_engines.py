@@ -22,20 +22,13 @@ import pytest
 
 from desktop.core.errors import ChatTemplateError, EngineError
 from desktop.engine.remote import VERIFY_PROMPT, connect
-from desktop.engine.types import FinalEvent, SamplingParams
-from tests.remote.faultserver import FaultServer
+from desktop.engine.types import SamplingParams
+from tests.remote.faultserver import FaultServer, drain
 
 GEN = [(" Paris", 1, -0.26), (".", 2, -0.39), ("\n", 3, -0.95), ("The", 4, -1.10)]
 PROMPT_TOKENS = [("<|begin_of_text|>", 0, None), ("The", 10, -9.0), (" capital", 11, -5.0), (" of", 12, -1.0),
                  (" France", 13, -2.0), (" is", 14, -1.5)]
 
-
-def drain(stream):
-    tokens = []
-    for ev in stream:
-        if isinstance(ev, FinalEvent):
-            return tokens, ev
-        tokens.append(ev)
 
 
 def _continuation_tokens(rest: str):

@@ -22,8 +22,8 @@ from desktop.core.errors import (
     UnknownModel,
 )
 from desktop.engine.remote import VERIFY_PROMPT, connect
-from desktop.engine.types import FinalEvent, SamplingParams
-from tests.remote.faultserver import completion_chunk, free_port, openai_server
+from desktop.engine.types import SamplingParams
+from tests.remote.faultserver import completion_chunk, drain, free_port, openai_server
 
 P = SamplingParams(max_tokens=8, temperature=0.0, logprobs=1)
 
@@ -40,13 +40,6 @@ def one_line(exc: BaseException) -> str:
     assert text and "\n" not in text and "Traceback" not in text
     return text
 
-
-def drain(stream):
-    tokens = []
-    for ev in stream:
-        if isinstance(ev, FinalEvent):
-            return tokens, ev
-        tokens.append(ev)
 
 
 def test_server_down():

@@ -14,6 +14,7 @@ import pytest
 from desktop.core.errors import EngineError
 from desktop.engine.remote import VERIFY_PROMPT, connect
 from desktop.engine.types import FinalEvent, SamplingParams
+from tests.remote.faultserver import drain
 
 GREEDY = SamplingParams(temperature=0.0, top_k=1, max_tokens=6, logprobs=3, seed=1, repeat_penalty=1.0)
 
@@ -24,23 +25,12 @@ def remote(llama_cpp_server):
         yield m
 
 
-@pytest.fixture(scope="module")
-def local_scores(local_smol):
-    return local_smol
-
-
-def _drain(stream):
-    tokens = []
-    for ev in stream:
-        if isinstance(ev, FinalEvent):
-            return tokens, ev
-        tokens.append(ev)
 
 
 def test_detected_as_llama_cpp_python_and_generation_streams_logprobs(remote):
     assert remote.facts.engine == "llama-cpp-python"
     assert remote.capabilities.remote and remote.capabilities.queues
-    tokens, final = _drain(remote.complete(VERIFY_PROMPT, GREEDY))
+    tokens, final = drain(remote.complete(VERIFY_PROMPT, GREEDY))
     assert final.error is None and final.finish_reason == "length"
     assert final.text == "".join(t.text for t in tokens) and final.text.startswith(" Paris")
     assert len(tokens) == 6
@@ -49,16 +39,16 @@ def test_detected_as_llama_cpp_python_and_generation_streams_logprobs(remote):
         assert len(t.top) == 3 and t.top[0].text == t.text  # greedy: the chosen token is the top one
 
 
-def test_generated_logprobs_match_tandems_own_scores(remote, local_scores):
+def test_generated_logprobs_match_tandems_own_scores(remote, local_smol):
     """The server's numbers for tokens it generated are right (the local engine agrees)..."""
-    tokens, final = _drain(remote.complete(VERIFY_PROMPT, GREEDY))
-    own = local_scores.score(VERIFY_PROMPT, final.text)
+    tokens, final = drain(remote.complete(VERIFY_PROMPT, GREEDY))
+    own = local_smol.score(VERIFY_PROMPT, final.text)
     assert [t.text for t in own.tokens][:3] == [t.text for t in tokens][:3]
     for server_tok, own_tok in zip(tokens[:3], own.tokens[:3]):
         assert server_tok.logprob == pytest.approx(own_tok.logprob, abs=0.05)
 
 
-def test_shifted_echo_logprobs_turn_scoring_off_with_a_reason(remote, local_scores):
+def test_shifted_echo_logprobs_turn_scoring_off_with_a_reason(remote, local_smol):
     """...but its echo scores are shifted by one token, so the check turns scoring off and says why."""
     caps = remote.capabilities
     assert caps.scoring is False
@@ -66,17 +56,17 @@ def test_shifted_echo_logprobs_turn_scoring_off_with_a_reason(remote, local_scor
     assert "\n" not in caps.scoring_note
     # the proof that the server is wrong, not the check: its raw echo scores disagree with Tandem's own
     raw = remote._score_text(VERIFY_PROMPT, " Paris", 0)
-    own = local_scores.score(VERIFY_PROMPT, " Paris")
+    own = local_smol.score(VERIFY_PROMPT, " Paris")
     assert own.tokens[0].logprob == pytest.approx(-0.26, abs=0.05)
     assert abs(raw.tokens[0].logprob - own.tokens[0].logprob) > 2.0
     with pytest.raises(EngineError, match="when scoring the same text"):
         remote.score(VERIFY_PROMPT, " Paris")
 
 
-def test_chat_and_tokenize_keep_working(remote, local_scores):
-    tokens, final = _drain(remote.chat([{"role": "user", "content": "Say hello."}], GREEDY))
+def test_chat_and_tokenize_keep_working(remote, local_smol):
+    tokens, final = drain(remote.chat([{"role": "user", "content": "Say hello."}], GREEDY))
     assert final.error is None and final.text.strip()
-    assert remote.tokenize(" Paris is big") [-3:] == local_scores.tokenize(" Paris is big")[-3:]
+    assert remote.tokenize(" Paris is big") [-3:] == local_smol.tokenize(" Paris is big")[-3:]
     assert remote.capabilities.server_template is False
     with pytest.raises(EngineError, match="can't show the exact prompt"):
         remote.render_chat([{"role": "user", "content": "hi"}])
@@ -97,7 +87,7 @@ def test_context_overflow_reported_by_the_server_is_one_line(remote):
     unstreamed and for one token, and reports the server's own reason."""
     from desktop.core.errors import ContextOverflow
 
-    _, final = _drain(remote.complete("word " * 3000, SamplingParams(max_tokens=4)))
+    _, final = drain(remote.complete("word " * 3000, SamplingParams(max_tokens=4)))
     assert isinstance(final.error, ContextOverflow), final
     assert "maximum context length" in str(final.error) and "\n" not in str(final.error)
 

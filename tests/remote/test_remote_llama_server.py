@@ -10,7 +10,8 @@ import pytest
 
 from desktop.core.errors import ContextOverflow, EngineError
 from desktop.engine.remote import VERIFY_PROMPT, connect
-from desktop.engine.types import FinalEvent, SamplingParams
+from desktop.engine.types import SamplingParams
+from tests.remote.faultserver import drain
 
 GREEDY = SamplingParams(temperature=0.0, top_k=1, max_tokens=6, logprobs=3, seed=1, repeat_penalty=1.0)
 
@@ -20,13 +21,6 @@ def remote(llama_server):
     with connect(llama_server, offline=False) as m:
         yield m
 
-
-def _drain(stream):
-    tokens = []
-    for ev in stream:
-        if isinstance(ev, FinalEvent):
-            return tokens, ev
-        tokens.append(ev)
 
 
 def test_detected_with_its_context_template_and_capabilities(remote):
@@ -44,7 +38,7 @@ def test_detected_with_its_context_template_and_capabilities(remote):
 
 
 def test_generation_logprobs_and_token_ids_match_tandems_own_engine(remote, local_smol):
-    tokens, final = _drain(remote.complete(VERIFY_PROMPT, GREEDY))
+    tokens, final = drain(remote.complete(VERIFY_PROMPT, GREEDY))
     assert final.error is None and final.finish_reason == "length" and len(tokens) == 6
     assert final.text.startswith(" Paris") and final.stats.prompt_tokens > 0 and final.stats.decode_tps > 0
     own = local_smol.score(VERIFY_PROMPT, final.text)
@@ -62,19 +56,19 @@ def test_render_chat_is_the_servers_template_and_matches_the_gguf(remote, local_
 
 
 def test_chat_and_tokenize(remote, local_smol):
-    tokens, final = _drain(remote.chat([{"role": "user", "content": "Say hello."}], GREEDY))
+    tokens, final = drain(remote.chat([{"role": "user", "content": "Say hello."}], GREEDY))
     assert final.error is None and final.text.strip() and tokens
     assert remote.tokenize("The capital of France") == local_smol.tokenize("The capital of France")
 
 
 def test_grammar_is_sent_to_llama_server(remote):
-    _, final = _drain(remote.complete("Is the sky blue? Answer:", SamplingParams(
+    _, final = drain(remote.complete("Is the sky blue? Answer:", SamplingParams(
         max_tokens=4, temperature=0.0, grammar='root ::= " yes" | " no"')))
     assert final.error is None and final.text in (" yes", " no")
 
 
 def test_context_overflow_reported_by_the_server_is_one_line(remote):
-    _, final = _drain(remote.complete("word " * 3000, SamplingParams(max_tokens=4)))
+    _, final = drain(remote.complete("word " * 3000, SamplingParams(max_tokens=4)))
     assert isinstance(final.error, ContextOverflow), final
     assert "does not fit" in str(final.error) and "\n" not in str(final.error)
 
@@ -86,5 +80,5 @@ def test_cancel_mid_generation_keeps_the_partial_reply(remote):
     final = stream.next_event()
     assert final.finish_reason == "cancelled" and final.text.startswith(first.text)
     # the server is free again at once: the next request works
-    _, again = _drain(remote.complete(VERIFY_PROMPT, GREEDY))
+    _, again = drain(remote.complete(VERIFY_PROMPT, GREEDY))
     assert again.error is None and again.text.startswith(" Paris")
