@@ -74,6 +74,31 @@ class GenerationStream(Protocol):
     def text(self) -> str: ...
 
 
+class StreamLoop:
+    """What every backend's stream does the same way on top of its own ``next_event``: iteration up to the
+    final event, and ``text()``, which runs to the end and raises the stream's error, if any."""
+
+    def next_event(self) -> TokenEvent | FinalEvent:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
+        while True:
+            event = self.next_event()
+            yield event
+            if isinstance(event, FinalEvent):
+                return
+
+    def text(self) -> str:
+        """Run to the end and return the text; raises the stream's error, if any."""
+        final = None
+        for event in self:
+            final = event
+        assert isinstance(final, FinalEvent)
+        if final.error is not None:
+            raise final.error
+        return final.text
+
+
 @runtime_checkable
 class Model(Protocol):
     """A loaded model, local or remote. Blocking calls are for a background thread; none touches Qt."""

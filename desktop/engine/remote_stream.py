@@ -11,10 +11,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from desktop.core.errors import RemoteError, ServerUnreachable
+from desktop.engine.model import StreamLoop
 from desktop.engine.remote_engines import ParseState, Request
 from desktop.engine.types import FinalEvent, GenerationStats, TokenEvent
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from desktop.engine.remote import RemoteModel
 
 
-class RemoteStream:
+class RemoteStream(StreamLoop):
     """``GenerationStream`` over one streamed HTTP reply. ``cancel()`` from any thread ends it in <= 50 ms."""
 
     POLL_S = 0.05
@@ -87,13 +87,6 @@ class RemoteStream:
             if self._lines is not None:
                 self._lines.cancel()
 
-    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
-        while True:
-            event = self.next_event()
-            yield event
-            if isinstance(event, FinalEvent):
-                return
-
     def next_event(self) -> TokenEvent | FinalEvent:
         if self.final is not None:
             return self.final
@@ -145,7 +138,3 @@ class RemoteStream:
         self.final = FinalEvent(reason, "".join(self._text), stats, error)
         return self.final
 
-    def text(self) -> str:
-        for _ in self:
-            pass
-        return self.final.text if self.final else ""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from desktop.core.errors import EngineCrashed, EngineError, TandemError
 from desktop.engine.messages import Failed, Final, Request, Token
+from desktop.engine.model import StreamLoop
 from desktop.engine.types import FinalEvent, TokenEvent
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 KILL_AFTER_S = 2.0
 
 
-class Stream:
+class Stream(StreamLoop):
     """Iterate for TokenEvents then one FinalEvent. ``cancel()`` may be called from any thread.
 
     A stream made while its model is busy with another request is *waiting*: it sends its request when the
@@ -70,13 +70,6 @@ class Stream:
             if worker is not None:
                 worker.cancel_flag[0] = 1
 
-    def __iter__(self) -> Iterator[TokenEvent | FinalEvent]:
-        while True:
-            event = self.next_event()
-            yield event
-            if isinstance(event, FinalEvent):
-                return
-
     def next_event(self) -> TokenEvent | FinalEvent:
         """The next event; after the final one, the final one again."""
         with self._lock:
@@ -117,12 +110,3 @@ class Stream:
         self._handle._stream_done(self)
         return final
 
-    def text(self) -> str:
-        """Run to the end and return the text; raises the stream's error, if any."""
-        final = None
-        for event in self:
-            final = event
-        assert isinstance(final, FinalEvent)
-        if final.error is not None:
-            raise final.error
-        return final.text
