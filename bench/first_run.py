@@ -53,6 +53,7 @@ class StallMeter:
         self.worst_cpu: dict[str, float] = {}
         self.last_cpu = 0.0
         self.over_33 = 0
+        self.long_gaps: list[tuple[float, float, str]] = []  # (start, end, step) of each gap over 20 ms
         self.timer = QTimer()
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(TICK_MS)
@@ -110,6 +111,8 @@ class StallMeter:
                 self.worst[self.step] = gap
             if gap > 0.033:
                 self.over_33 += 1
+            if gap > 0.020:
+                self.long_gaps.append((self.last, now, self.step))
             busy = cpu - self.last_cpu  # the GUI thread's own CPU time in the gap: the app's work, not the
             if busy > self.worst_cpu.get(self.step, 0.0):  # time other processes kept it off the cores
                 self.worst_cpu[self.step] = busy
@@ -123,6 +126,7 @@ class StallMeter:
                 "steps_max_gap_ms": {k: round(1000 * v, 1) for k, v in self.worst.items()},
                 "max_gap_cpu_ms": 1000 * max(self.worst_cpu.values(), default=0.0),
                 "steps_max_gap_cpu_ms": {k: round(1000 * v, 1) for k, v in self.worst_cpu.items()},
+                "long_gaps": [(round(a, 4), round(b, 4), step) for a, b, step in self.long_gaps],
                 "stall_stacks": {step: sorted(b.items(), key=lambda kv: -kv[1])[:8] for step, b in self.stacks.items()},
                 "stall_other_threads": {step: sorted(b.items(), key=lambda kv: -kv[1])[:8]
                                         for step, b in self.others.items()}}
@@ -193,7 +197,10 @@ class FirstRun:
             return
         page, compare = self.page, self.compare
         if self.step == "models page":
-            if page.catalog is None or page.memory is None or page.library_empty is None or not page.center.is_ready:
+            # The card is read before it is clicked: its verdict is final once the hardware probe (a worker
+            # process, ~1 s of CPU) has answered; a person doesn't click within the first half second.
+            if page.catalog is None or page.memory is None or page.library_empty is None \
+                    or not page.center.is_ready or not page.hardware_known:
                 return
             card = page.welcome
             if self.use_card and card.isVisible() and page.smallest is not None and page.smallest.id == self.family_id:

@@ -152,6 +152,14 @@ class Library:
             self._entries = entries
             return list(entries)
 
+    def has_files(self) -> bool:
+        """Whether a scan would find any model file at all. Lists folders only (no header is read), so the
+        first start can open on the page that fits before the window shows."""
+        with self._lock:
+            if self._library_files() or self._linked_paths():
+                return True
+            return self.discover and bool(self._hf_cache_files() or self._lmstudio_files())
+
     def entries(self) -> list[LibraryEntry]:
         """The result of the last scan (scans once if never scanned)."""
         with self._lock:

@@ -54,8 +54,11 @@ LOAD_TIMEOUT_S = 600.0
 GGUF_MAGIC = b"GGUF"
 
 
-def check_model_file(path: str | os.PathLike) -> Path:
-    """Fail fast with a one-line reason before a worker is even started."""
+def check_model_file(path: str | os.PathLike, deep: bool = True) -> Path:
+    """A one-line reason for a file that can't be a model. The quick part (exists, is a file, starts with
+    'GGUF') runs before a worker is started; the deep part (the whole header: truncation, absurd sizes) runs
+    in the worker before llama.cpp opens the file (``deep``), where its ~50 ms of Python on a 262k
+    vocabulary can't hold the app's GIL while the window is busy."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelFileError(f"No model file at {p}.")
@@ -69,6 +72,8 @@ def check_model_file(path: str | os.PathLike) -> Path:
     if len(head) < 8 or head[:4] != GGUF_MAGIC:
         what = "empty" if not head else "not a GGUF file"
         raise ModelFileError(f"{p.name} is {what}: a model must be a .gguf file (it starts with 'GGUF').")
+    if not deep:
+        return p.resolve()
     try:  # the deep check: truncation, absurd sizes
         gguf_meta.read_metadata(p)
     except ModelFileError as exc:  # the reader's reason names no file and no remedy: add both
@@ -324,5 +329,5 @@ def _threads(threads: int | None) -> int | None:
 
 def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:
     """Start a worker process and load the model there. Blocks until loaded (call off the GUI thread)."""
-    checked = check_model_file(path)
+    checked = check_model_file(path, deep=False)  # the worker checks the whole header first
     return ModelHandle(checked, options or LoadOptions())

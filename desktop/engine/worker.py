@@ -82,6 +82,9 @@ def worker_main(conn, path: str, options: LoadOptions, cancel_flag, log_path: st
     _redirect_output(log_path)
     _die_with_parent()
     try:
+        from desktop.engine.client import check_model_file
+
+        check_model_file(path)  # the header, whole: a truncated file is a one-line reason, not a crash
         _import_llama()
         runner = Runner(path, options, cancel_flag, log_path)
     except TandemError as exc:

@@ -242,10 +242,12 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
         page = state.get("page")
         keys = [k for k, _t, _tip in PAGES]
-        if not isinstance(page, str) or page not in keys:
-            page = "completion"
-            # first start: once the library turns out empty, show where to get a model
-            self.context.libraryChanged.connect(self._first_start_page)
+        if not isinstance(page, str) or page not in keys:  # first start: show where to get a model when the
+            if self.context.library_has_files():           # library is empty (known now when no file exists
+                page = "completion"                        # at all, or once the scan finds none usable)
+                self.context.libraryChanged.connect(self._first_start_page)
+            else:  # switching pages after the window shows would stall its first seconds (~50 ms)
+                page = "models"
         self.show_page(page)
 
     def _first_start_page(self, entries: list) -> None:

@@ -7,9 +7,10 @@ can check the arithmetic. Rows only hold data the page hands in; nothing here bl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -26,9 +27,11 @@ from PySide6.QtWidgets import (
 from desktop.core.catalog import Catalog, Family
 from desktop.core.fit import FitEstimate, human_bytes
 from desktop.ui.models.models_common import FIT_STYLE, MachineMemory, badge_cell, badge_css, format_ctx
+from desktop.ui.widgets.layout import restyle
 
 COLUMNS = ("Pair", "Licence", "Context", "Quant", "Download", "Fit", "")
 COL_PAIR, COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(COLUMNS))
+FILL_BUDGET_S = 0.008  # GUI time one turn of the event loop spends filling rows
 
 
 def pair_quants(fam: Family) -> list[str]:
@@ -67,6 +70,11 @@ class CatalogView(QWidget):
         self._row_keys: dict[int, tuple] = {}  # row -> the inputs it was last filled from
         self.families: list[Family] = []
         self._missing: dict[str, list[tuple[str, str]]] = {}  # family id -> files its button queues
+        self._resize_due = False
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.setInterval(0)
+        self._fill_timer.timeout.connect(self._fill)
 
         self.memory_label = QLabel("Reading this machine's free memory…")
         self.memory_label.setObjectName("memoryLabel")
@@ -120,20 +128,36 @@ class CatalogView(QWidget):
     # --- the table -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        """Bring the rows up to date with the inputs. Rows are filled a few at a time from the event loop
+        (a first fill makes 14 rows of cell widgets, ~40 ms of GUI work at once); every reader below
+        finishes the fill first, so callers see a complete table."""
         if self.memory is not None:
             self.memory_label.setText(f"This machine: {self.memory.describe()}. Fit is for both models loaded "
                                       f"at once with up to {self.n_ctx:,} tokens of context.")
         if self.table.rowCount() != len(self.families):
             self.table.setRowCount(len(self.families))
             self._row_keys.clear()
-        changed = False
+        self._fill_timer.start()
+
+    def flush(self) -> None:
+        """Fill every row whose inputs changed, now."""
+        self._fill(budget_s=None)
+
+    def _fill(self, budget_s: float | None = FILL_BUDGET_S) -> None:
+        self._fill_timer.stop()
+        start = time.perf_counter()
         for row, fam in enumerate(self.families):
-            key = self._row_key(fam)
-            if self._row_keys.get(row) != key:  # the page pushes its context on every download event:
-                self._row_keys[row] = key       # refill only the rows whose inputs changed
-                self._fill_row(row, fam)
-                changed = True
-        if changed:
+            key, old = self._row_key(fam), self._row_keys.get(row)
+            if old != key:  # the page pushes its context on every download event:
+                self._row_keys[row] = key  # refill only the rows whose inputs changed
+                static = old is None or old[:2] != key[:2]  # the family or its quant: the sized columns
+                self._fill_row(row, fam, static)
+                self._resize_due = self._resize_due or static
+                if budget_s is not None and time.perf_counter() - start > budget_s:
+                    self._fill_timer.start()  # the rest after the event loop has had its turn
+                    return
+        if self._resize_due:
+            self._resize_due = False
             for column in (COL_LICENCE, COL_CTX, COL_QUANT, COL_SIZE):
                 self.table.resizeColumnToContents(column)
 
@@ -144,10 +168,18 @@ class CatalogView(QWidget):
         return (fam.id, quant, self.memory, self.n_ctx, self.offline,
                 tuple(f.file.lower() in self.installed for f in files), tuple(self.busy(f.repo, f.file) for f in files))
 
-    def _fill_row(self, row: int, fam: Family) -> None:
+    def _fill_row(self, row: int, fam: Family, static: bool = True) -> None:
+        """``static``: the family or its quant changed, so the name, licence, context, quant and size cells
+        too; otherwise only the fit badge and the button (memory, context, installed, busy)."""
         quants = pair_quants(fam)
         quant = self.quant_choice.get(fam.id, quants[0])
         files = pair_files(fam, quant)
+        if static:
+            self._fill_static(row, fam, quants, quant, files)
+        self._fit_badge(row, fam, quant)
+        self._action(row, fam, files)
+
+    def _fill_static(self, row: int, fam: Family, quants: list[str], quant: str, files: list) -> None:
         size = sum(f.size for f in files)
         approximate = not all(f.confirmed for f in files)
 
@@ -194,9 +226,6 @@ class CatalogView(QWidget):
         size_item.setData(Qt.ItemDataRole.UserRole, size)
         self.table.setItem(row, COL_SIZE, size_item)
 
-        self._fit_badge(row, fam, quant)
-        self._action(row, fam, files)
-
     # Cell widgets are made once per row and updated in place. Replacing them (setCellWidget on a filled
     # cell) while the old button is still delivering its click left the old badge and button painted at
     # the table's top-left, over the first row's name, until the next full repaint.
@@ -217,7 +246,7 @@ class CatalogView(QWidget):
             fit = pair_fit(fam, self.memory, self.n_ctx, quant)
             text, style, tip = fit.verdict, FIT_STYLE[fit.verdict], fit.explanation
         label.setText(text)
-        label.setStyleSheet(badge_css(*style) if style else "")
+        restyle(label, badge_css(*style) if style else "")
         label.setToolTip(tip)
         label.adjustSize()
 
@@ -258,6 +287,9 @@ class CatalogView(QWidget):
             return
         family_id = self.families[row].id
         missing = self._missing.get(family_id)
+        if self._fill_timer.isActive():
+            self.flush()
+            missing = self._missing.get(family_id)
         if missing and self.offline is None:
             self.downloadRequested.emit(family_id, list(missing))
 
@@ -288,6 +320,7 @@ class CatalogView(QWidget):
     # --- for the page and tests ------------------------------------------------------------------
 
     def row_of(self, family_id: str) -> int:
+        self.flush()
         return next(i for i, f in enumerate(self.families) if f.id == family_id)
 
     def verdict(self, family_id: str) -> str:

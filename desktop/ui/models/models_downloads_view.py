@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from desktop.core.fit import human_bytes
 from desktop.ui.models.models_common import ERROR_COLOR, format_eta
 from desktop.ui.models.models_downloads import ACTIVE, DownloadCenter, DownloadState, display_name
+from desktop.ui.widgets.layout import restyle, set_progress
 
 
 class DownloadRow(QFrame):
@@ -83,8 +84,7 @@ class DownloadRow(QFrame):
         total = s.total or 0
         if total:
             self.bar.setRange(0, 1000)
-            self.bar.setValue(int(1000 * min(s.bytes, total) / total))
-            self.bar.setFormat(f"{100 * s.bytes / total:.0f}%")
+            set_progress(self.bar, int(1000 * min(s.bytes, total) / total), f"{100 * s.bytes / total:.0f}%")
         else:
             self.bar.setRange(0, 0 if s.kind in ("started", "progress") else 1000)
             self.bar.setValue(0)
@@ -119,7 +119,7 @@ class DownloadRow(QFrame):
             color = ERROR_COLOR
         self.bar.setVisible(bool(total) or s.kind in ("started", "progress", "queued"))
         self.status.setText(text)
-        self.status.setStyleSheet(f"color: {color};" if color else "")
+        restyle(self.status, f"color: {color};" if color else "")
         self.status.setToolTip(text)
         running = s.kind in ACTIVE
         self.pause_button.setVisible(running and s.kind != "verifying")

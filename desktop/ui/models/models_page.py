@@ -44,6 +44,7 @@ from desktop.ui.models.models_library import LibraryView
 from desktop.ui.models.models_search import SearchView
 from desktop.ui.models.models_welcome import WelcomeCard
 from desktop.ui.runtime.workers import run_in_thread
+from desktop.ui.widgets.layout import restyle, set_progress
 from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.page import Page
 
@@ -238,7 +239,7 @@ class ModelsPage(Page):
     def _on_library_scanned(self, entries: list) -> None:
         usable = [e for e in entries if not e.broken]
         self.library_empty = not usable
-        self.tabs.setTabText(TAB_LIBRARY, f"My models ({len(usable)})" if usable else "My models")
+        self._tab_text(TAB_LIBRARY, f"My models ({len(usable)})" if usable else "My models")
         if self._first_scan:
             self._first_scan = False
             if self.library_empty:
@@ -248,12 +249,16 @@ class ModelsPage(Page):
 
     def _on_download_changed(self, state: DownloadState) -> None:
         active = self.center.active_count()
-        self.tabs.setTabText(TAB_DOWNLOADS, f"Downloads ({active})" if active else "Downloads")
+        self._tab_text(TAB_DOWNLOADS, f"Downloads ({active})" if active else "Downloads")
         if state.kind in ("queued", "done", "cancelled", "error", "dismissed", "paused"):
             self._push_context()  # the Download buttons follow (Downloading… / In library)
         if state.kind == "error":
             self.context.statusMessage.emit(f"Download failed: {state.message}")
         self._update_welcome()
+
+    def _tab_text(self, index: int, text: str) -> None:
+        if self.tabs.tabText(index) != text:  # QTabBar re-lays out the page on every setTabText, same text or not
+            self.tabs.setTabText(index, text)
 
     def _on_download_finished(self, state: DownloadState) -> None:
         self.context.statusMessage.emit(f"Downloaded {state.filename.rsplit('/', 1)[-1]}")
@@ -351,25 +356,25 @@ class ModelsPage(Page):
         card.text.setText(f"{lead} <b>{fam.title}</b>: the base model and its instruct sibling at {quant}, "
                           f"{human_bytes(size)} to download in all ({fam.license} licence).")
         card.fit.setText(fit.verdict)
-        card.fit.setStyleSheet(badge_css(*FIT_STYLE[fit.verdict]))
+        restyle(card.fit, badge_css(*FIT_STYLE[fit.verdict]))
         card.fit.setToolTip(fit.explanation)
         states = [self.center.state(f"{f.repo}:{f.file}") for f in files]
         running = [s for s in states if s is not None and s.kind not in ("cancelled", "dismissed")]
-        card.button.setText(f"Download {fam.title} (base + instruct)")
+        # each text set once per update: a button whose text changes re-lays out the page around it
+        card.button.setText("Downloading… (see Downloads)" if running and not self.offline
+                            else f"Download {fam.title} (base + instruct)")
         if self.offline:
             card.button.setEnabled(False)
             card.button.setToolTip(self.offline)
             card.progress.setVisible(False)
         elif running:
             card.button.setEnabled(False)
-            card.button.setText("Downloading… (see Downloads)")
             card.button.setToolTip("")
             total = sum((s.total or 0) for s in running)
             have = sum(s.bytes for s in running)
             card.progress.setVisible(bool(total))
             if total:
-                card.progress.setValue(int(1000 * have / total))
-                card.progress.setFormat(f"{human_bytes(have)} of {human_bytes(total)}")
+                set_progress(card.progress, int(1000 * have / total), f"{human_bytes(have)} of {human_bytes(total)}")
         else:
             card.button.setEnabled(True)
             card.button.setToolTip("Queues " + " and ".join(f.file for f in files))

@@ -186,6 +186,17 @@ class AppContext(QObject):
 
     notify_library_changed = refresh_library
 
+    def library_has_files(self) -> bool:
+        """Whether the models folder (or a discovered cache) holds any model file: a folder listing on the
+        calling thread, for the first start's page; ``libraryChanged`` brings the real entries."""
+        from desktop.core.library import Library
+
+        try:
+            return Library(self.models_dir()).has_files()
+        except OSError as exc:
+            logging.getLogger("tandem").warning("could not list the models folder: %s", exc)
+            return True  # unknown: let the scan decide
+
     def _on_scanned(self, entries: list[LibraryModel]) -> None:
         self._scan = None
         self._library = entries
