@@ -2,7 +2,8 @@
 
 The hot loop of the worker. Everything it does per token besides ``llama_decode`` is work llama-bench never
 does, so it is kept to the few calls it needs: the sampler (``sampling.Sampler``, a short candidate array),
-a cached piece per token, an incremental UTF-8 decoder and one ``Token`` message down the pipe.
+a cached piece per token, an incremental UTF-8 decoder and a ``Token`` message down the pipe (``TokenSender``
+puts the tokens of the same 30 ms in one message).
 ``GenerationStats.decode_llama_s`` records the time inside ``llama_decode`` so the rest can be measured.
 """
 
@@ -13,7 +14,7 @@ import math
 import secrets
 import time
 
-from desktop.engine.messages import Token
+from desktop.engine.messages import Token, Tokens
 from desktop.engine.native import L, np
 from desktop.engine.runner import Cancelled, RunnerCore
 from desktop.engine.sampling import Sampler
@@ -60,6 +61,7 @@ class Generating(RunnerCore):
         self.check_fits(len(prompt_tokens))
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32 - 1)
         sampler = self._make_sampler(p, seed, prompt_tokens)
+        sender = send = TokenSender(send)
         n_prompt = len(prompt_tokens)
         stats = dict(prompt_tokens=n_prompt, seed=seed)
         emitted: list[str] = []
@@ -137,6 +139,7 @@ class Generating(RunnerCore):
             return self._final(finish, emitted, stats, t_start, t_first, n_generated)
         finally:
             sampler.free()
+            sender.flush()  # every token before the final event
 
     def _final(self, finish, emitted, stats, t_start, t_first, n_generated) -> FinalEvent:
         t_end = time.perf_counter()
@@ -193,3 +196,34 @@ def _flush(pending: list, upto: int, emitted: list[str], send, cut_crossing: boo
         offset = end
     del pending[:count]
 
+
+
+SEND_EVERY_S = 0.03
+
+
+class TokenSender:
+    """Sends tokens to the app's process at most every ``SEND_EVERY_S`` (~30 times a second, the rate a pane
+    paints at), the first at once: each message wakes that process, and on a machine whose cores are all
+    decoding the woken reader preempts the decode (0.1-0.2 ms a message, measured on Gemma 3 270M at 2
+    threads on 2 cores). A token is held at most one token's time, and only when tokens come faster than
+    that; ``flush`` sends what is held (before the final event)."""
+
+    __slots__ = ("_send", "_held", "_last")
+
+    def __init__(self, send) -> None:
+        self._send = send
+        self._held: list[Token] = []
+        self._last = -math.inf
+
+    def __call__(self, token: Token) -> None:
+        self._held.append(token)
+        now = time.perf_counter()
+        if now - self._last >= SEND_EVERY_S:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        held = self._held
+        if held:
+            self._held = []
+            self._send(held[0] if len(held) == 1 else Tokens(tuple(held)))

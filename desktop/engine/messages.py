@@ -105,6 +105,13 @@ class Token(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens(_Message):
+    """Several emitted tokens in one message (``generation.TokenSender``), in order."""
+
+    tokens: tuple[Token, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Final(_Message):
     """The end of a stream."""
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from desktop.core.errors import EngineCrashed, EngineError, TandemError
-from desktop.engine.messages import Failed, Final, Request, Token
+from desktop.engine.messages import Failed, Final, Request, Token, Tokens
 from desktop.engine.model import StreamLoop
 from desktop.engine.types import FinalEvent, TokenEvent
 
@@ -39,6 +40,7 @@ class Stream(StreamLoop):
         self.final: FinalEvent | None = None
         self._cancel_at: float | None = None
         self._lock = threading.Lock()
+        self._ready: deque[Token] = deque()  # tokens that came in one message, not yet returned
         self.owner = threading.get_ident()  # the thread that asked: it can't wait for its own stream
         if not waiting:
             self._send()
@@ -73,6 +75,8 @@ class Stream(StreamLoop):
     def next_event(self) -> TokenEvent | FinalEvent:
         """The next event; after the final one, the final one again."""
         with self._lock:
+            if self._ready:  # the rest of a Tokens message
+                return self._ready.popleft().event()
             if self.final is not None:
                 return self.final
             if self._worker is None:
@@ -88,6 +92,9 @@ class Stream(StreamLoop):
                 return self._finish(FinalEvent("error", "", error=exc))
             if isinstance(msg, Token):
                 return msg.event()
+            if isinstance(msg, Tokens):
+                self._ready.extend(msg.tokens[1:])
+                return msg.tokens[0].event()
             if isinstance(msg, Final):
                 return self._finish(msg.event)
             error = msg.error if isinstance(msg, Failed) else EngineError(f"unexpected engine reply {msg!r}")

@@ -15,6 +15,7 @@ is NaN unless the request asked for logprobs.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 
 from desktop.core.errors import EngineError, TandemError
@@ -133,7 +134,11 @@ def _failure(error: TandemError, streaming: bool) -> Final | Failed:
 
 
 def serve(conn, runner: Runner) -> None:
-    send = conn.send
+    send_bytes, dumps, protocol = conn.send_bytes, pickle.dumps, pickle.HIGHEST_PROTOCOL
+
+    def send(msg) -> None:  # conn.send's bytes (conn.recv reads them) without building a ForkingPickler and
+        send_bytes(dumps(msg, protocol))  # its dispatch table per message: one per streamed token
+
     while True:
         try:
             msg = conn.recv()

@@ -7,7 +7,7 @@ import ctypes
 from pathlib import Path
 
 from desktop.engine import worker
-from desktop.engine.messages import Token
+from desktop.engine.messages import Token, Tokens
 from desktop.engine.types import LoadOptions, SamplingParams
 
 # Default chain with several seeds, greedy (with and without penalties), a hot wide chain with every penalty,
@@ -25,6 +25,13 @@ SETTINGS = (
 )
 
 
+def tokens_of(message) -> tuple[Token, ...]:
+    """The tokens a worker message carries (the worker puts tokens of the same 30 ms in one message)."""
+    if isinstance(message, Tokens):
+        return message.tokens
+    return (message,) if isinstance(message, Token) else ()
+
+
 def generations(path: Path, prompt: str, settings=SETTINGS) -> list[tuple[list, list]]:
     """For each setting: (tokens with their top ids) through the short array, then through the full chain."""
     worker._import_llama()
@@ -40,9 +47,8 @@ def generations(path: Path, prompt: str, settings=SETTINGS) -> list[tuple[list, 
                 worker.L.llama_memory_clear(runner.memory, True)
                 runner.tokens.clear()
                 got: list = []
-                runner.generate(runner.completion_tokens(prompt), params,
-                                lambda m, got=got: got.append((m.token_id, [t[1] for t in m.top]))
-                                if isinstance(m, Token) else None)
+                runner.generate(runner.completion_tokens(prompt), params, lambda m, got=got: got.extend(
+                    (t.token_id, [x[1] for x in t.top]) for t in tokens_of(m)))
                 pair.append(got)
             out.append(tuple(pair))
         return out
