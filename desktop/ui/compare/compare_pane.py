@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from desktop.compare import pair
@@ -39,6 +39,7 @@ from desktop.ui.widgets.stats import error_text
 
 STATE_KEY = "compare"
 TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
+LOAD_AFTER_SHOW_MS = 100  # the first show paints before the models start loading
 
 
 class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
@@ -148,8 +149,9 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
                 "splitter": self.splitter.sizes(), "run_id": self.run_id, "prompt": self.prompt_input.toPlainText()}
 
     def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.pair.shown()  # models load when the pane is first shown, not at start-up
+        super().showEvent(event)  # models load when the pane is first shown (not at start-up), after its
+        if not self.pair.shown_once:  # first paint: inside the page switch they made it a ~40 ms stall
+            QTimer.singleShot(LOAD_AFTER_SHOW_MS, self, lambda: self.isVisible() and self.pair.shown())
 
     # --- models ----------------------------------------------------------------------------------
 
