@@ -53,17 +53,18 @@ def main() -> None:
         say("COMMIT", user_id, len(user_text), digest(user_text), 1)
         messages = [{"role": "user", "content": user_text}]
         reply_id = store.add_message(chat, "assistant", "", complete=False)
+        say("COMMIT", reply_id, 0, digest(""), 0)
         text, since = "", 0
         for event in handle.chat(messages, params):
-            if isinstance(event, FinalEvent):
+            if isinstance(event, FinalEvent):  # a reply's version is announced, then saved: a kill in between
+                say("COMMIT", reply_id, len(event.text), digest(event.text), 1)  # leaves the one before
                 store.update_message(reply_id, event.text, complete=True)
-                say("COMMIT", reply_id, len(event.text), digest(event.text), 1)
                 break
             text += event.text
             since += 1
             if since >= COMMIT_EVERY:
-                store.update_message(reply_id, text)
                 say("COMMIT", reply_id, len(text), digest(text), 0)
+                store.update_message(reply_id, text)
                 since = 0
 
 

@@ -151,7 +151,7 @@ def test_kill_the_whole_app_mid_chat_and_mid_download(fake_hub, tiny_instruct, t
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TANDEM_HOME": str(tandem_home),
            "HF_ENDPOINT": fake_hub.url}
     app = _start_app(env, str(tiny_instruct), repo, filename, str(dest))
-    committed: dict[int, tuple[int, str, int]] = {}
+    committed: dict[int, list[tuple[int, str, int]]] = {}  # message id -> its versions, as announced
     worker_pid = None
     deadline = time.monotonic() + 60
     part = dest / f"{filename}.part"
@@ -162,12 +162,16 @@ def test_kill_the_whole_app_mid_chat_and_mid_download(fake_hub, tiny_instruct, t
         if kind == "WORKER":
             worker_pid = int(rest[0])
         elif kind == "COMMIT":
-            committed[int(rest[0])] = (int(rest[1]), rest[2], int(rest[3]))
+            committed.setdefault(int(rest[0]), []).append((int(rest[1]), rest[2], int(rest[3])))
         if len(committed) >= 2 and part.exists() and part.stat().st_size > 20_000:
             break  # a user message and a streaming reply committed, the download under way
     assert time.monotonic() < deadline, "the app never got going"
     app.send_signal(signal.SIGKILL)  # the app only: its worker must notice and go by itself
     app.wait(10)
+    for line in app.stdout:  # what it announced before it died
+        kind, *rest = line.split()
+        if kind == "COMMIT":
+            committed.setdefault(int(rest[0]), []).append((int(rest[1]), rest[2], int(rest[3])))
     app.stdout.close()  # our ends of its pipes (unclosed, they are a ResourceWarning, an error here)
     app.stderr.close()
     add("kills")
@@ -191,9 +195,13 @@ def test_kill_the_whole_app_mid_chat_and_mid_download(fake_hub, tiny_instruct, t
     store = HistoryStore()
     (item,) = store.list_items("chat")
     messages = {m.id: m for m in store.get_chat(item.id).messages}
-    for message_id, (length, digest, complete) in committed.items():
+    for message_id, versions in committed.items():
+        # the last version announced, or (killed between announcing a reply's version and saving it) the one
+        # before: never a torn or mixed one
         m = messages[message_id]
-        assert len(m.content) == length and _digest(m.content) == digest, message_id
+        saved = (len(m.content), _digest(m.content))
+        assert saved in [(length, digest) for length, digest, _c in versions[-2:]], message_id
+        complete = next(c for length, digest, c in reversed(versions) if (length, digest) == saved)
         assert bool(m.complete) >= bool(complete)
     store.close()
 
