@@ -320,7 +320,7 @@ def test_keyboard_runs_and_stops(qtbot, window):
     with qtbot.waitSignal(pane.runEnded, timeout=GEN_TIMEOUT_MS) as ended:
         qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
         assert pane.is_running() and pane.prompt_input.toPlainText() == LONG_PROMPT  # no newline typed
-        qtbot.waitUntil(lambda: len(pane.columns["instruct"].events) >= 5, timeout=GEN_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: bool(pane.columns["instruct"].events), timeout=GEN_TIMEOUT_MS)  # started
         qtbot.keyClick(pane.prompt_input, Qt.Key.Key_Escape)
     assert {f.finish_reason for f in ended.args[0].values()} == {"cancelled"}
 
@@ -389,7 +389,7 @@ def test_a_run_interrupted_by_new_is_kept_as_stopped(qtbot, window):
     pane = open_compare(qtbot, window)
     short_run(pane, LONG_PROMPT, tokens=3000, seed=PINNED_SEED)
     pane.run()
-    qtbot.waitUntil(lambda: all(len(c.events) >= 5 for c in pane.columns.values()), timeout=GEN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: all(c.events for c in pane.columns.values()), timeout=GEN_TIMEOUT_MS)  # both started
     pane.new_item()  # Ctrl+N mid-run
     assert not pane.is_running() and pane.base_output.toPlainText() == ""
     qtbot.waitUntil(lambda: not pane.saving and bool(pane.sidebar.items()), timeout=10_000)

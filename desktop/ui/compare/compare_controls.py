@@ -37,10 +37,7 @@ class PromptControls(QWidget):
         super().__init__(parent)
         prompt_row = self._prompt_row()
         presets_row = self._presets_row()
-        options_row = self._options_row()
-        presets_row.addWidget(self.inputs_button)
-        presets_row.addWidget(self.first_step_button)
-        presets_row.addWidget(self.alignment_button)
+        options_row, colours_row = self._options_rows()
         self.hint = QLabel(GENERAL_HINT)
         self.hint.setObjectName("compareHint")
         self.hint.setWordWrap(True)
@@ -55,6 +52,7 @@ class PromptControls(QWidget):
         layout.addLayout(prompt_row)
         layout.addLayout(presets_row)
         layout.addLayout(options_row)
+        layout.addLayout(colours_row)
         layout.addWidget(self.hint)
 
     def _prompt_row(self) -> QHBoxLayout:
@@ -100,8 +98,10 @@ class PromptControls(QWidget):
         presets_row.addStretch(1)
         return presets_row
 
-    def _options_row(self) -> QHBoxLayout:
-        """Few-shot, the template, the colour mode and its legend; the details toggles (placed by __init__)."""
+    def _options_rows(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """Few-shot, the template, in-context alignment and the details toggles; then the colour mode, its
+        legend and the prompt set. Two rows: on one, Compare's middle column needed ~1,000 px and squeezed the
+        sampling column to a clipped strip in a 1,400-px window."""
         self.few_shot = QCheckBox("Few-shot the base model")
         self.few_shot.setObjectName("fewShotToggle")
         self.few_shot.setToolTip("Wrap the prompt for the base model in a Q:/A: template with a few examples, "
@@ -129,13 +129,16 @@ class PromptControls(QWidget):
         options_row.addWidget(self.few_shot)
         options_row.addWidget(self.template_button)
         options_row.addWidget(self.icl_toggle)
-        options_row.addSpacing(16)
-        options_row.addWidget(QLabel("Colours:"))
-        options_row.addWidget(self.colour_mode)
-        options_row.addWidget(self.legend)
         options_row.addStretch(1)
-        options_row.addWidget(self.prompt_set_button)
-        return options_row
+        for toggle in (self.inputs_button, self.first_step_button, self.alignment_button):
+            options_row.addWidget(toggle)
+        colours_row = QHBoxLayout()
+        colours_row.addWidget(QLabel("Colours:"))
+        colours_row.addWidget(self.colour_mode)
+        colours_row.addWidget(self.legend)
+        colours_row.addStretch(1)
+        colours_row.addWidget(self.prompt_set_button)
+        return options_row, colours_row
 
     def _lens_options(self) -> None:
         """The alignment lens: the in-context alignment preset, its view, and a whole prompt set."""

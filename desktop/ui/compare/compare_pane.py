@@ -66,7 +66,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=160))
         self.sampling.setToolTip("Both models run with these settings and the same seed.")
         self.splitter = three_columns(self, "compareSplitter", self.sidebar, self.widgets.center, self.sampling,
-                                      [180, 820, 220], sampling_min_width=None)
+                                      [180, 820, 220], sampling_min_width=200)
         self._connect()
         self._setup_alignment()
         self._rate_timer = make_timer(self, 250, self._report_progress, single_shot=False)
