@@ -211,8 +211,10 @@ def first_run_stall(results: Results, base: Path, instruct: Path, threads: int =
     cpu_steps = ", ".join(f"{k} {v:.0f} ms" for k, v in data["steps_max_gap_cpu_ms"].items())
     load = f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
     paint = data.get("first_paint_ms")
-    note = (f"longest gap between 5 ms timer ticks on the GUI thread from the window's first paint (handled "
-            f"{paint:.0f} ms after show(): the end of the cold start figure) to the end of the analysis; per step: {steps}; {data['gaps_over_33ms']} gaps over 33 ms; step times "
+    since = (f"the window's first paint (handled {paint:.0f} ms after show(): the end of the cold start figure)"
+             if paint is not None else "5 s after show() (no paint of the window was seen)")
+    note = (f"longest gap between 5 ms timer ticks on the GUI thread from {since} to the end of the analysis; "
+            f"per step: {steps}; {data['gaps_over_33ms']} gaps over 33 ms; step times "
             f"{data['steps_s']}; files served by {HubFileServer.__name__} under the catalog's names "
             f"{[n for _r, n in served_files(base, instruct)]}; Qt platform {data.get('platform')}{load}")
     results.add(Figure(key="first_run_stall_cpu", label=label.replace("Longest GUI stall", "Longest GUI-thread work"),

@@ -197,7 +197,6 @@ def _flush(pending: list, upto: int, emitted: list[str], send, cut_crossing: boo
     del pending[:count]
 
 
-
 SEND_EVERY_S = 0.03
 
 

@@ -53,6 +53,10 @@ PART_SUFFIX = ".part"
 STATE_SUFFIX = ".part.json"  # beside the .part: what the bytes are, so a restart can resume
 DONE_SUFFIX = ".tandem.json"  # beside the finished file: where it came from
 _CHUNK = 1 << 20
+_DISK_MARGIN = 64 << 20
+_RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _read_bigger_pieces() -> None:
@@ -68,10 +72,6 @@ def _read_bigger_pieces() -> None:
 
 
 _read_bigger_pieces()
-_DISK_MARGIN = 64 << 20
-_RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
