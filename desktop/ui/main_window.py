@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtCore import QByteArray, QEvent, QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -42,6 +42,10 @@ PAGES = (  # (key, title, tooltip)
     ("chat", "Chat", "Talk with an instruct model"),
     ("compare", "Compare", "The same prompt through a base model and its instruct sibling"),
 )
+NAV_CSS = ("QListWidget#navigation { border: none; background: palette(alternate-base); padding-top: 6px; }"
+           "QListWidget#navigation::item { padding: 4px 8px; border-radius: 6px; margin: 1px 6px; }"
+           "QListWidget#navigation::item:selected { background: palette(highlight);"
+           " color: palette(highlighted-text); }")
 
 
 class MainWindow(QMainWindow):
@@ -77,11 +81,7 @@ class MainWindow(QMainWindow):
             self.nav.addItem(item)
             self.stack.addWidget(self.pages[key])
         self.nav.currentRowChanged.connect(self._on_page_changed)
-        self.nav.setStyleSheet(
-            "QListWidget#navigation { border: none; background: palette(alternate-base); padding-top: 6px; }"
-            "QListWidget#navigation::item { padding: 4px 8px; border-radius: 6px; margin: 1px 6px; }"
-            "QListWidget#navigation::item:selected { background: palette(highlight);"
-            " color: palette(highlighted-text); }")
+        self.nav.setStyleSheet(NAV_CSS)
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -264,6 +264,12 @@ class MainWindow(QMainWindow):
             self.context.set_ui_state(STATE_KEY, self.state())
         except Exception as exc:  # an unwritable settings file must not stop the app from closing
             log.warning("could not save the window's state: %s", exc)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # a theme switch: the navigation's style sheet took
+            self.nav.setStyleSheet("")                # its palette() colours when it was applied; again
+            self.nav.setStyleSheet(NAV_CSS)
 
     def closeEvent(self, event) -> None:
         for key, page in self.pages.items():

@@ -10,6 +10,7 @@ import sys
 import time
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QTextCursor
 from ui_helpers import pick_model, run_and_wait
 
 from desktop.core import paths
@@ -132,6 +133,16 @@ def test_settings_dialog_saves_and_the_next_start_reads_them(qtbot, make_window,
         str(new_models), 3, "7", 2048, True, "dark")
     assert new_models.is_dir()
     assert is_dark()
+    # the navigation follows a theme switched with the window open (its style sheet took palette() colours
+    # once, so it stayed light), and the chat's role titles are light enough to read
+    qtbot.waitUntil(lambda: window.nav.grab().toImage().pixelColor(4, window.nav.height() - 4).lightness() < 128,
+                    timeout=5_000)
+    transcript = window.chat_pane.transcript
+    transcript.clear_all()
+    transcript.add_message("user", "hello")
+    cursor = QTextCursor(transcript.document())
+    cursor.setPosition(1)  # inside "You"
+    assert cursor.charFormat().foreground().color().lightness() > 128  # light on the dark page
     assert "hf_testtoken123" not in paths.settings_path().read_text(encoding="utf-8")
     if dialog.auth is not None:  # offline: stored without a network check, in the hub's token store
         assert dialog.auth.token_status().present

@@ -19,6 +19,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
+from desktop.ui.widgets.theme import is_dark
+
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 _MARKDOWN = QTextDocument.MarkdownFeature(QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
                                           | QTextDocument.MarkdownFeature.MarkdownNoHTML.value)
@@ -50,7 +52,9 @@ class ChatTranscript(QTextBrowser):
         block.setBottomMargin(2)
         fmt = QTextCharFormat()
         fmt.setFontWeight(QFont.Weight.Bold)
-        accent = {"user": QColor("#2e7d5b"), "assistant": QColor("#3d5fb8")}.get(role)
+        dark = is_dark(self)  # the role colours, light enough to read on a dark page
+        accent = {"user": QColor("#63c497" if dark else "#2e7d5b"),
+                  "assistant": QColor("#86a5f5" if dark else "#3d5fb8")}.get(role)
         fmt.setForeground(accent or self.palette().color(QPalette.ColorRole.PlaceholderText))
         if empty:
             cursor.setBlockFormat(block)
