@@ -58,7 +58,6 @@ class HistorySidebar(QWidget):
     def __init__(self, store: HistoryStore, kind: Kind, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("historySidebar")
-        self.setMinimumWidth(160)
         self.store = store
         self.kind = kind
         self.current_id: int | None = None
@@ -106,6 +105,8 @@ class HistorySidebar(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.empty)
+        # at least as wide as its two buttons need: a fixed 160 px cut "New document" to "New documen"
+        self.setMinimumWidth(max(160, buttons.minimumSize().width() + 12))
         self.refresh()
 
     # --- listing ---------------------------------------------------------------------------------
