@@ -123,7 +123,6 @@ class Sampler:
         self._cur = self.L.llama_token_data_array()
         self._cur_ref = ctypes.byref(self._cur)
         self._mask = np.empty(self.n_vocab, dtype=bool)
-        self._last_ids = None
 
     def _grow(self, n: int) -> None:
         self._buf = self.np.zeros(n, dtype=_TOKEN_DATA)
