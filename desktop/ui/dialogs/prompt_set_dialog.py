@@ -35,6 +35,7 @@ from desktop.core.errors import TandemError
 from desktop.lens import experiment
 from desktop.lens.analyze import DEFAULT_TOP_K
 from desktop.ui.runtime.workers import Call, run_in_thread
+from desktop.ui.widgets.layout import restyle, set_progress
 
 
 def _clock(seconds: float) -> str:
@@ -210,7 +211,7 @@ class PromptSetDialog(QDialog):
         if not self.running:
             return
         self.progress.setRange(0, max(1, p.total))
-        self.progress.setValue(p.done)
+        set_progress(self.progress, p.done)
         resumed = f" ({p.skipped} done before)" if p.skipped else ""
         left = ("estimating time left" if p.eta_s is None else f"{_clock(p.eta_s)} left") if p.current else "writing the report"
         self._say(f"{p.done} of {p.total} prompts{resumed} · {left}" + (f" · now prompt {p.current}" if p.current else ""))
@@ -247,7 +248,7 @@ class PromptSetDialog(QDialog):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #c0392b;" if error else "")
+        restyle(self.status, "color: #c0392b;" if error else "")
 
     def closeEvent(self, event) -> None:
         """Closing stops a running set (its finished prompts stay) and drops what it would still report."""

@@ -1,4 +1,5 @@
-"""Pieces the panes share: their three-column frame and their timers."""
+"""Pieces the panes share: their three-column frame, their timers, and updates that don't re-lay out or
+repaint a page when nothing changed (``restyle``, ``set_progress``)."""
 
 from __future__ import annotations
 
