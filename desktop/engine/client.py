@@ -22,10 +22,13 @@ from desktop.engine.messages import (
     Chat,
     Close,
     Complete,
+    CompleteTokens,
+    Detokenize,
     Failed,
     Render,
     Request,
     Score,
+    ScoreTokens,
     Tokenize,
     VocabId,
 )
@@ -44,6 +47,7 @@ from desktop.engine.types import (
     SamplingParams,
     ScoredToken,
     ScoreResult,
+    TokenScores,
     TopToken,
 )
 
@@ -269,8 +273,31 @@ class ModelHandle:
         """The exact text the model receives for this conversation (with the generation prompt)."""
         return self._call(Render(_valid_messages(messages), valid_text(system)), "rendering the chat template")
 
-    def tokenize(self, text: str, special: bool = False) -> list[int]:
-        return self._call(Tokenize(valid_text(text), special), "tokenizing")
+    def complete_tokens(self, tokens: Sequence[int], params: SamplingParams | None = None, *,
+                        replace_running: bool = False, threads: int | None = None) -> Stream:
+        """Generation after a prompt given as token ids, used exactly as given (no BOS added); queues
+        like ``complete``."""
+        return self._begin(CompleteTokens(_ids(tokens), params or SamplingParams(), _threads(threads)),
+                           "generating", replace_running)
+
+    def tokenize(self, text: str, special: bool = False, *, add_bos: bool | None = None) -> list[int]:
+        return self._call(Tokenize(valid_text(text), special, add_bos), "tokenizing")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._call(Detokenize(_ids(tokens)), "detokenizing")
+
+    def score_tokens(self, tokens: Sequence[int], *, top_k: int = 0, next_top_k: int = 0) -> TokenScores:
+        """Every position's logprob of a prompt given as token ids, scored exactly as given (see
+        ``TokenScores``); ``top_k`` adds each position's rank and alternatives, ``next_top_k`` the top of
+        the distribution after the last token."""
+        for name, k in (("top_k", top_k), ("next_top_k", next_top_k)):
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_SCORE_TOP_K:
+                raise EngineError(f"{name} must be a whole number from 0 to {MAX_SCORE_TOP_K}, not {k!r}.")
+        rows, nxt = self._call(ScoreTokens(_ids(tokens), top_k, next_top_k), "scoring")
+        return TokenScores(tuple(
+            ScoredToken(t[0], t[1], t[2]) if len(t) == 3
+            else ScoredToken(t[0], t[1], t[2], t[3], tuple(TopToken(*a) for a in t[4]))
+            for t in rows), tuple(TopToken(*a) for a in nxt))
 
     def count_tokens(self, text: str, special: bool = False) -> int:
         return len(self.tokenize(text, special))
@@ -317,6 +344,17 @@ def valid_text(text):
 
 def _valid_messages(messages: Sequence[Mapping[str, str]]) -> list[dict]:
     return [{k: valid_text(v) for k, v in dict(m).items()} for m in messages]
+
+
+def _ids(tokens: Sequence[int]) -> list[int]:
+    """Token ids as plain ints (one line for anything else); the worker checks them against the vocabulary."""
+    try:
+        ids = [int(t) for t in tokens]
+    except (TypeError, ValueError):
+        raise EngineError("Token ids must be whole numbers.") from None
+    if any(isinstance(t, bool) for t in tokens):
+        raise EngineError("Token ids must be whole numbers.")
+    return ids
 
 
 def _threads(threads: int | None) -> int | None:

@@ -97,6 +97,15 @@ class Generating(RunnerCore):
                 token = sampler.sample(self.ctx)
                 if L.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
+                    if p.emit_eog:  # its entry, with no text: the server's echo + logprobs counts it
+                        logprob, top = (self._logprobs(token, p.logprobs, sampler.best_ids(p.logprobs))
+                                        if want_logprobs else (math.nan, ()))
+                        n_generated += 1
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                        if pending:
+                            _flush(pending, len("".join(x[0] for x in pending)), emitted, send)
+                        send(Token("", token, logprob, top))
                     break
                 if want_logprobs:
                     logprob, top = self._logprobs(token, p.logprobs, sampler.best_ids(p.logprobs))

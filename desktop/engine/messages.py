@@ -5,7 +5,8 @@ fields, and a reply is matched by type instead of a tuple's first string. Pickli
 ``__reduce__`` with the fields in order (a slotted dataclass's default pickling costs ~10x more, and a
 ``Token`` goes by for every generated token).
 
-Requests (client -> worker):  ``Complete``, ``Chat`` (streams), ``Render``, ``Tokenize``, ``Score``, ``VocabId``, ``Close``.
+Requests (client -> worker):  ``Complete``, ``Chat``, ``CompleteTokens`` (streams), ``Render``, ``Tokenize``,
+``Detokenize``, ``Score``, ``ScoreTokens``, ``VocabId``, ``Close``.
 Replies (worker -> client):
     a stream:       ``Token`` per emitted token, then exactly one ``Final`` (a FinalEvent; its ``error`` is set
                     when the request failed, ``finish_reason="cancelled"`` when it was stopped);
@@ -51,6 +52,15 @@ class Chat(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class CompleteTokens(_Message):
+    """Generation after a prompt given as token ids, used exactly as given (streams)."""
+
+    tokens: list[int]
+    params: SamplingParams
+    threads: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Render(_Message):
     """The templated prompt text for ``messages`` (no generation)."""
 
@@ -60,10 +70,18 @@ class Render(_Message):
 
 @dataclass(frozen=True, slots=True)
 class Tokenize(_Message):
-    """Token ids of ``text``; ``special``: add BOS and parse special-token text."""
+    """Token ids of ``text``; ``special``: parse special-token text; ``add_bos``: None = ``special``."""
 
     text: str
     special: bool = False
+    add_bos: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Detokenize(_Message):
+    """The text of token ids (special tokens as their text)."""
+
+    tokens: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +93,15 @@ class Score(_Message):
     as_chat: bool = False
     system: str | None = None
     top_k: int = 0  # > 0: each token's rank over the vocabulary and the top-k alternatives
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTokens(_Message):
+    """Every position's logprob of a prompt given as token ids (a ``TokenScores``)."""
+
+    tokens: list[int]
+    top_k: int = 0
+    next_top_k: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +159,7 @@ class Failed(_Message):
     error: BaseException
 
 
-STREAMING = (Complete, Chat)
-Request = Complete | Chat | Render | Tokenize | Score | VocabId | Close
+STREAMING = (Complete, Chat, CompleteTokens)
+Request = (Complete | Chat | CompleteTokens | Render | Tokenize | Detokenize | Score | ScoreTokens | VocabId
+           | Close)
 Reply = Token | Final | Done | Failed

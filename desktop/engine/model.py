@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult, TokenEvent
+from desktop.engine.types import FinalEvent, SamplingParams, ScoreResult, TokenEvent, TokenScores
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,9 @@ class Capabilities:
     queues: bool = False  # a second request waits for the first instead of replacing it
     score_ranks: bool = True  # score(..., top_k=N) reports each given token's rank and the top alternatives
     remote: bool = False  # requests leave this process for a server (the status bar names it)
+    token_ids: bool = True  # complete_tokens / score_tokens / detokenize: prompts given as token ids
+    token_ids_note: str = ""
+    slots: int = 1  # requests decoded together (LoadOptions.n_seq); more wait their turn
 
 
 @runtime_checkable
@@ -123,7 +126,24 @@ class Model(Protocol):
 
     def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str: ...
 
-    def tokenize(self, text: str, special: bool = False) -> list[int]: ...
+    def tokenize(self, text: str, special: bool = False, *, add_bos: bool | None = None) -> list[int]:
+        """Token ids of ``text``. ``special``: special-token text ("<|im_end|>") becomes the special token;
+        ``add_bos``: put BOS first where the model's tokenizer adds one (None: the same as ``special``)."""
+        ...
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of these token ids, special tokens written as their text."""
+        ...
+
+    def complete_tokens(self, tokens: Sequence[int], params: SamplingParams | None = None, *,
+                        threads: int | None = None) -> GenerationStream:
+        """Generation after a prompt given as token ids, used exactly as given (no BOS added)."""
+        ...
+
+    def score_tokens(self, tokens: Sequence[int], *, top_k: int = 0, next_top_k: int = 0) -> TokenScores:
+        """Every position's log-probability of a prompt given as token ids (no BOS added): see
+        ``TokenScores``. With ``top_k`` each position also carries its rank and top-k alternatives."""
+        ...
 
     def count_tokens(self, text: str, special: bool = False) -> int: ...
 

@@ -161,7 +161,8 @@ class RemoteModel:
             f"this {label} applies the chat template itself and can't show the exact prompt")
         return Capabilities(top_logprobs=d.max_top, scoring=scoring, scoring_note=scoring_note,
                             server_template=d.can_render, template_note=template_note, tokenizer=d.can_tokenize,
-                            queues=True, score_ranks=False, remote=True)
+                            queues=True, score_ranks=False, remote=True, token_ids=False,
+                            token_ids_note=f"prompts as token ids are served by local models only, not by this {label}")
 
     def verify_scoring(self) -> tuple[bool, str]:
         """Generate a few greedy tokens, score the same text, and compare the two logprobs of each token."""
@@ -235,7 +236,17 @@ class RemoteModel:
             raise ServerProtocolError(f"{self._t.where} sent no prompt from /detokenize.")
         return out["prompt"]
 
-    def tokenize(self, text: str, special: bool = False) -> list[int]:
+    def complete_tokens(self, tokens: Sequence[int], params: SamplingParams | None = None, *,
+                        threads: int | None = None) -> RemoteStream:
+        raise EngineError(f"Can't generate from token ids: {self._caps.token_ids_note}.")
+
+    def score_tokens(self, tokens: Sequence[int], *, top_k: int = 0, next_top_k: int = 0):
+        raise EngineError(f"Can't score token ids: {self._caps.token_ids_note}.")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        raise EngineError(f"Can't detokenize: {self._caps.token_ids_note}.")
+
+    def tokenize(self, text: str, special: bool = False, *, add_bos: bool | None = None) -> list[int]:
         if not self._caps.tokenizer:
             raise EngineError(f"Can't count tokens: this {LABELS[self.facts.engine]} has no tokenizer route.")
         req = self._dialect.tokenize_request(self.model_id, text)

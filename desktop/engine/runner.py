@@ -166,6 +166,9 @@ class RunnerCore:
             eos_text=self.eos_text,
             threads=self.threads,
             n_ubatch=n_ubatch,
+            add_bos=self.add_bos,
+            bos_id=int(self.bos),
+            eos_id=int(self.eos),
         )
 
     # ----- helpers -------------------------------------------------------------------------------
@@ -239,6 +242,17 @@ class RunnerCore:
         # Most templates write the BOS text themselves; don't add a second one.
         add_bos = self.add_bos and not (self.bos_text and text.startswith(self.bos_text))
         return self.tokenize(text, add_special=add_bos, parse_special=True)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        self.check_ids(tokens)
+        return b"".join(self.piece(t, special=True) for t in tokens).decode("utf-8", "replace")
+
+    def check_ids(self, tokens: list[int]) -> list[int]:
+        """Token ids as given, each checked against the vocabulary (one line naming the first bad one)."""
+        bad = next((t for t in tokens if not 0 <= t < self.n_vocab), None)
+        if bad is not None:
+            raise EngineError(f"Token id {bad} is not in this model's vocabulary of {self.n_vocab:,} tokens.")
+        return tokens
 
     def completion_tokens(self, prompt: str) -> list[int]:
         tokens = self.tokenize(prompt, add_special=True, parse_special=False)

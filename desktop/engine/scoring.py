@@ -25,10 +25,7 @@ class Scoring(RunnerCore):
         whole vocabulary and the model's top-k alternatives, from the same logits (see ``_rank_and_top``).
         """
         if not isinstance(continuation, str):
-            ids = [int(t) for t in continuation]
-            bad = next((t for t in ids if not 0 <= t < self.n_vocab), None)
-            if bad is not None:
-                raise EngineError(f"Token id {bad} is not in this model's vocabulary of {self.n_vocab:,} tokens.")
+            ids = self.check_ids([int(t) for t in continuation])
             if as_chat:
                 text = self.render([{"role": "user", "content": prompt}], system)
                 add_bos = self.add_bos and not (self.bos_text and text.startswith(self.bos_text))
@@ -61,9 +58,51 @@ class Scoring(RunnerCore):
         if not targets:
             return ()
         self.check_fits(len(full))
-        common = self._reuse_prefix(full, n_keep - 1)
-        batch = L.llama_batch_init(self.n_batch, 0, 1)
         results = []
+
+        def row(p: int, logits, lse: float) -> None:  # logits at position p predict token p + 1
+            tok = full[p + 1]
+            entry = (self.piece(tok).decode("utf-8", "backslashreplace"), tok, float(logits[tok]) - lse)
+            if top_k > 0:
+                entry += self._rank_and_top(logits, tok, top_k, lse)
+            results.append(entry)
+
+        self._evaluate(full, range(n_keep - 1, len(full) - 1), row)
+        return tuple(results)
+
+    def score_tokens(self, tokens: list[int], top_k: int = 0, next_top_k: int = 0):
+        """Every position's logprob of ``tokens`` as given (``TokenScores`` as plain tuples for the pipe):
+        (rows, next) where rows[0] is the first token with a NaN logprob and next is the top
+        ``next_top_k`` after the last token."""
+        tokens = self.check_ids(list(tokens))
+        if not tokens:
+            raise EngineError("The prompt is empty: give at least one token id.")
+        self.check_fits(len(tokens))
+        first = (self.piece(tokens[0], special=True).decode("utf-8", "backslashreplace"), tokens[0], math.nan)
+        rows = [first + ((None, ()) if top_k > 0 else ())]
+        nxt: list = []
+
+        def row(p: int, logits, lse: float) -> None:
+            if p + 1 < len(tokens):
+                tok = tokens[p + 1]
+                entry = (self.piece(tok, special=True).decode("utf-8", "backslashreplace"), tok,
+                         float(logits[tok]) - lse)
+                if top_k > 0:
+                    entry += self._rank_and_top(logits, tok, top_k, lse)
+                rows.append(entry)
+            elif next_top_k > 0:
+                nxt.extend(self._rank_and_top(logits, 0, next_top_k, lse)[1])
+
+        self._evaluate(tokens, range(0, len(tokens)), row)
+        return tuple(rows), tuple(nxt)
+
+    def _evaluate(self, full: list[int], wanted: range, on_logits) -> None:
+        """Evaluate ``full`` after the longest cached prefix, with logits at the positions in ``wanted``
+        (a contiguous range): ``on_logits(p, logits, log_sum_exp)`` for each, in order."""
+        if not wanted:
+            return
+        common = self._reuse_prefix(full, wanted.start)
+        batch = L.llama_batch_init(self.n_batch, 0, 1)
         try:
             pos = common
             todo = full[common:]
@@ -72,36 +111,29 @@ class Scoring(RunnerCore):
                     raise Cancelled()
                 chunk, todo = todo[:self.n_batch], todo[self.n_batch:]
                 batch.n_tokens = len(chunk)
-                wanted = []
+                need_at = []
                 for i, tok in enumerate(chunk):
                     p = pos + i
                     batch.token[i] = tok
                     batch.pos[i] = p
                     batch.n_seq_id[i] = 1
                     batch.seq_id[i][0] = 0
-                    # logits at position p predict token p + 1
-                    need = n_keep - 1 <= p < len(full) - 1
+                    need = p in wanted
                     batch.logits[i] = need
                     if need:
-                        wanted.append((i, p))
+                        need_at.append((i, p))
                 rc = L.llama_decode(self.ctx, batch)
                 if rc != 0:
                     self._after_failed_decode()
                     raise Cancelled() if rc == 2 else EngineError(f"llama.cpp failed to score (code {rc}).")
                 self.tokens.extend(chunk)
-                for batch_i, p in wanted:
+                for batch_i, p in need_at:
                     logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, batch_i), shape=(self.n_vocab,))
                     top = float(logits.max())
-                    lse = top + math.log(float(np.exp(logits - top).sum()))
-                    tok = full[p + 1]
-                    entry = (self.piece(tok).decode("utf-8", "backslashreplace"), tok, float(logits[tok]) - lse)
-                    if top_k > 0:
-                        entry += self._rank_and_top(logits, tok, top_k, lse)
-                    results.append(entry)
+                    on_logits(p, logits, top + math.log(float(np.exp(logits - top).sum())))
                 pos += len(chunk)
         finally:
             L.llama_batch_free(batch)
-        return tuple(results)
 
     def _rank_and_top(self, logits, token: int, k: int, lse: float) -> tuple[int, tuple]:
         """The rank of ``token`` among the whole vocabulary (1 = the highest logit) and the top ``k``.

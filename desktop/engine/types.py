@@ -47,6 +47,9 @@ class LoadOptions:
     n_batch: int = 512
     n_ubatch: int | None = None  # tokens per compute step; None: n_batch
     swa_full: bool = False  # True: a full-size cache for sliding-window layers too (more memory, no gain here)
+    # Slots decoded together in one llama_decode (``tandem serve --parallel N``): N sequences in the KV cache,
+    # each holding ``n_ctx`` tokens. The app's own panes keep one slot.
+    n_seq: int = 1
 
     def effective_ubatch(self, offload: bool) -> int:
         return self.n_ubatch or self.n_batch
@@ -74,6 +77,10 @@ class LoadInfo:
     eos_text: str
     threads: int
     n_ubatch: int = 512
+    add_bos: bool = False  # llama.cpp's llama_vocab_get_add_bos: its tokenizer puts BOS before a text prompt
+    bos_id: int = -1
+    eos_id: int = -1
+    n_seq: int = 1  # slots decoded together (LoadOptions.n_seq)
 
     @property
     def kind(self) -> Literal["base", "instruct"]:
@@ -99,6 +106,9 @@ class SamplingParams:
     grammar: str | None = None  # GBNF
     json_schema: str | None = None  # converted to GBNF
     logprobs: int = 0  # top-k alternatives per token; 0 = none (then each token's logprob is NaN)
+    # True: an end-of-generation token is emitted as the stream's last TokenEvent (finish "stop") instead of
+    # ending the stream unseen. The server's echo + logprobs needs its entry (lm-eval sums [ctxlen:-1]).
+    emit_eog: bool = False
 
     def validate(self) -> SamplingParams:
         """Raise ValueError with a one-line message for values no sampler accepts."""
@@ -212,6 +222,18 @@ class ScoreResult:
     @property
     def mean_logprob(self) -> float:
         return self.total_logprob / len(self.tokens) if self.tokens else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenScores:
+    """Per-position log-probabilities of a whole prompt given as token ids, scored exactly as given (no BOS
+    added): ``tokens[j].logprob`` is log P(token j | tokens before j), with the top-k alternatives at that
+    position; ``tokens[0]`` has nothing before it (logprob NaN, no rank, no alternatives). ``next_top`` is
+    the distribution after the last token (its top ``next_top_k``, best first, ties to the lower id: the
+    greedy next token is ``next_top[0]``)."""
+
+    tokens: tuple[ScoredToken, ...]
+    next_top: tuple[TopToken, ...] = ()
 
 
 Event = TokenEvent | FinalEvent

@@ -27,11 +27,14 @@ from desktop.engine.messages import (
     Chat,
     Close,
     Complete,
+    CompleteTokens,
+    Detokenize,
     Done,
     Failed,
     Final,
     Render,
     Score,
+    ScoreTokens,
     Tokenize,
     VocabId,
 )
@@ -116,10 +119,21 @@ def _handle(msg, runner: Runner, send) -> None:
     elif isinstance(msg, Chat):
         runner.use_threads(msg.threads)
         send(Final(runner.generate(runner.chat_tokens(msg.messages, msg.system), msg.params, send)))
+    elif isinstance(msg, CompleteTokens):
+        runner.use_threads(msg.threads)
+        tokens = runner.check_ids(list(msg.tokens))
+        if not tokens:
+            raise EngineError("The prompt is empty: give at least one token id.")
+        send(Final(runner.generate(tokens, msg.params, send)))
     elif isinstance(msg, Render):
         send(Done(runner.render(msg.messages, msg.system)))
     elif isinstance(msg, Tokenize):
-        send(Done(runner.tokenize(msg.text, add_special=msg.special, parse_special=msg.special)))
+        add_bos = msg.special if msg.add_bos is None else msg.add_bos
+        send(Done(runner.tokenize(msg.text, add_special=add_bos, parse_special=msg.special)))
+    elif isinstance(msg, Detokenize):
+        send(Done(runner.detokenize(list(msg.tokens))))
+    elif isinstance(msg, ScoreTokens):
+        send(Done(runner.score_tokens(list(msg.tokens), msg.top_k, msg.next_top_k)))
     elif isinstance(msg, Score):
         send(Done(runner.score(msg.prompt, msg.continuation, msg.as_chat, msg.system, msg.top_k)))
     elif isinstance(msg, VocabId):
