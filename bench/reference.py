@@ -89,6 +89,9 @@ def installed_backends() -> list[str]:
     return found
 
 
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
 def cmake_flags() -> list[str]:
     """Configure flags matching llama-cpp-python's build (its CMakeLists.txt and scikit-build defaults)."""
     flags = [
@@ -110,6 +113,10 @@ def cmake_flags() -> list[str]:
         flag = _BACKEND_FLAGS[backend]
         if flag not in flags and not (backend == "metal" and sys.platform == "darwin"):
             flags.append(flag)
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        # As scripts/test.sh builds the app's llama.cpp: without ggml's AMX kernels, which die with SIGILL
+        # on this project's CI VMs (their CPUs advertise AMX).
+        flags += [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"]
     flags += shlex.split(os.environ.get("CMAKE_ARGS", ""))  # what a user building the wheel would pass
     return flags
 

@@ -7,6 +7,21 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 .venv/bin/python -m pip install -q --upgrade pip
+# llama.cpp is compiled for this CPU (-march=native). On x86-64 Linux it is built without its AMX kernels:
+# on this project's CI machines (VMs whose CPUs advertise AMX) ggml's AMX matrix kernel dies with SIGILL
+# (`tilezero`) on the first prompt of a Q4_1 or Q8_0 model, although a plain AMX program runs there. The
+# wheel is built once into a folder of ours: pip's own cache keys a built wheel on the source alone, so it
+# would hand back a wheel built with other flags.
+LLAMA_CPP=llama-cpp-python==0.3.36
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+  NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  export CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
+  WHEELS=${TANDEM_WHEELS:-$HOME/.cache/tandem/wheels}/llama-cpp-python-0.3.36-noamx
+  if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+    .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir -w "$WHEELS" "$LLAMA_CPP"
+  fi
+  .venv/bin/python -m pip install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-0.3.36-*.whl
+fi
 .venv/bin/python -m pip install -q -e '.[test]'
 # System tools some tests use (Xvfb screenshots are manual; these validate the launcher files).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -10,6 +10,7 @@ import math
 
 from desktop.core.errors import EngineError
 from desktop.engine.native import L, np
+from desktop.engine.row_cache import RowCache
 from desktop.engine.runner import Cancelled, RunnerCore
 
 
@@ -73,13 +74,18 @@ class Scoring(RunnerCore):
     def score_tokens(self, tokens: list[int], top_k: int = 0, next_top_k: int = 0):
         """Every position's logprob of ``tokens`` as given (``TokenScores`` as plain tuples for the pipe):
         (rows, next) where rows[0] is the first token with a NaN logprob and next is the top
-        ``next_top_k`` after the last token."""
+        ``next_top_k`` after the last token. Rows of a prefix scored before come from ``row_cache``."""
         tokens = self.check_ids(list(tokens))
         if not tokens:
             raise EngineError("The prompt is empty: give at least one token id.")
         self.check_fits(len(tokens))
-        first = (self.piece(tokens[0], special=True).decode("utf-8", "backslashreplace"), tokens[0], math.nan)
-        rows = [first + ((None, ()) if top_k > 0 else ())]
+        ids = np.asarray(tokens, dtype=np.int32)
+        cache = self.row_cache
+        known, rows = cache.lookup(ids, top_k)
+        if not rows:
+            first = (self.piece(tokens[0], special=True).decode("utf-8", "backslashreplace"), tokens[0], math.nan)
+            rows = [first + ((None, ()) if top_k > 0 else ())]
+            known = 1
         nxt: list = []
 
         def row(p: int, logits, lse: float) -> None:
@@ -88,12 +94,14 @@ class Scoring(RunnerCore):
                 entry = (self.piece(tok, special=True).decode("utf-8", "backslashreplace"), tok,
                          float(logits[tok]) - lse)
                 if top_k > 0:
-                    entry += self._rank_and_top(logits, tok, top_k, lse)
+                    entry += self._rank_and_top(logits, tok, top_k, lse, special=True)
                 rows.append(entry)
             elif next_top_k > 0:
-                nxt.extend(self._rank_and_top(logits, 0, next_top_k, lse)[1])
+                nxt.extend(self._top(logits, next_top_k, lse))
 
-        self._evaluate(tokens, range(0, len(tokens)), row)
+        # Rows 0..known-1 are known; row j needs the logits at position j - 1, the next token those at n - 1.
+        self._evaluate(tokens, range(known - 1, len(tokens)), row)
+        cache.put(ids, top_k, rows)
         return tuple(rows), tuple(nxt)
 
     def _evaluate(self, full: list[int], wanted: range, on_logits) -> None:
@@ -129,19 +137,44 @@ class Scoring(RunnerCore):
                 self.tokens.extend(chunk)
                 for batch_i, p in need_at:
                     logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, batch_i), shape=(self.n_vocab,))
-                    top = float(logits.max())
-                    on_logits(p, logits, top + math.log(float(np.exp(logits - top).sum())))
+                    on_logits(p, logits, self._log_sum_exp(logits))
                 pos += len(chunk)
         finally:
             L.llama_batch_free(batch)
 
-    def _rank_and_top(self, logits, token: int, k: int, lse: float) -> tuple[int, tuple]:
+    @property
+    def row_cache(self) -> RowCache:
+        cache = getattr(self, "_row_cache", None)
+        if cache is None:
+            cache = self._row_cache = RowCache()
+        return cache
+
+    def _log_sum_exp(self, logits) -> float:
+        """log(sum(exp(logits))) in one scratch buffer: no n_vocab-sized temporaries per position."""
+        top = float(logits.max())
+        buf = self._lse_buf
+        if buf is None or buf.shape != logits.shape:
+            buf = self._lse_buf = np.empty_like(logits)
+        np.subtract(logits, top, out=buf)
+        np.exp(buf, out=buf)
+        return top + math.log(float(buf.sum()))
+
+    def _top(self, logits, k: int, lse: float, special: bool = True) -> tuple:
+        """The ``k`` highest logits as (text, id, logprob), best first, ties to the lower id."""
+        if k == 1:  # argmax keeps the first maximum: the lower id, as greedy decoding does
+            i = int(np.argmax(logits))
+            return ((self.piece(i, special).decode("utf-8", "backslashreplace"), i, float(logits[i]) - lse),)
+        return self._rank_and_top(logits, 0, k, lse, special)[1]
+
+    def _rank_and_top(self, logits, token: int, k: int, lse: float, special: bool = False) -> tuple[int, tuple]:
         """The rank of ``token`` among the whole vocabulary (1 = the highest logit) and the top ``k``.
 
         Ties are broken by token id, lower first: the order llama.cpp's greedy sampler uses (it keeps the
         first maximum), so a greedy token has rank 1 and ``top[i]`` always has rank ``i + 1``."""
         value = logits[token]
         rank = 1 + int(np.count_nonzero(logits > value)) + int(np.count_nonzero(logits[:token] == value))
+        if k == 1:
+            return rank, self._top(logits, 1, lse, special)
         k = min(k, self.n_vocab)
         part = np.argpartition(logits, -k)[-k:]
         kth = logits[part].min()
@@ -149,6 +182,6 @@ class Scoring(RunnerCore):
         ties = np.flatnonzero(logits == kth)[:k - len(above)]
         chosen = np.concatenate([above, ties])
         chosen = chosen[np.lexsort((chosen, -logits[chosen]))]
-        top = tuple((self.piece(int(i)).decode("utf-8", "backslashreplace"), int(i), float(logits[i]) - lse)
+        top = tuple((self.piece(int(i), special).decode("utf-8", "backslashreplace"), int(i), float(logits[i]) - lse)
                     for i in chosen)
         return rank, top
