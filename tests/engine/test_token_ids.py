@@ -28,16 +28,16 @@ def _fresh_rows(path, ids, top_k=0):
 
 
 def test_score_tokens_matches_score_of_the_same_ids(base):
-    ids = base.tokenize(TEXT, special=True, add_bos=True)
+    head = base.tokenize("The quick brown fox", special=True, add_bos=True)
+    tail = base.tokenize(" jumps over the lazy dog, and the dog sleeps on.", special=False)
+    ids = head + tail
     assert ids[0] == base.info.bos_id and base.info.add_bos
     rows = base.score_tokens(ids, top_k=3)
     assert len(rows.tokens) == len(ids)
     assert math.isnan(rows.tokens[0].logprob) and rows.tokens[0].top == ()
     assert [t.token_id for t in rows.tokens] == ids
-    # score() of the same ids as a continuation after the first word's tokens
-    head = base.tokenize("The", special=False)  # with BOS, as score() builds a text prompt
-    assert ids[:len(head)] == head
-    scored = base.score("The", ids[len(head):], top_k=3)
+    scored = base.score("The quick brown fox", tail, top_k=3)  # score() puts BOS before a text prompt
+    assert len(scored.tokens) == len(tail)
     for a, b in zip(rows.tokens[len(head):], scored.tokens):
         assert a.token_id == b.token_id
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
