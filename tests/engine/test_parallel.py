@@ -257,3 +257,16 @@ def test_one_llama_decode_carries_every_slots_token_and_bounded_prefill(tiny_bas
         assert sorted(finals) == [1, 2, 3, 4] and all(f.error is None for f in finals.values())
     finally:
         runner.close()
+
+
+def test_chat_in_slots_equals_chat_alone(tiny_instruct):
+    messages = [{"role": "user", "content": "Say hello"}]
+    p = SamplingParams(temperature=0.0, max_tokens=16, logprobs=2)
+    with load_model(tiny_instruct, ONE) as one:
+        alone = [events(one.chat(messages, p, system=s)) for s in (None, "Be brief.")]
+        rendered = one.render_chat(messages)
+    with load_model(tiny_instruct, FOUR) as four:
+        both = together([four.chat(messages, p, system=s) for s in (None, "Be brief.")])
+        assert four.render_chat(messages) == rendered
+    for (a, fa), (b, fb) in zip(alone, both, strict=True):
+        assert same(a, b) and fa.text == fb.text and fb.error is None
