@@ -18,7 +18,8 @@ and ``TokenSender``. Every message leaves wrapped in ``Tagged(rid, ...)``.
 
 llama.cpp splits a non-unified batch into one ubatch (one pass over the weights) per run of consecutive
 sequence ids, so the batch is written in sequence order and a request takes the lowest free slot, unless
-another free slot's cache shares a longer prefix with its prompt.
+another free slot's cache shares a longer prefix with its prompt. A request's ``threads`` is ignored here:
+one batch runs for all slots, with the load-time threads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from desktop.engine.sampling import Sampler
 from desktop.engine.types import FinalEvent, SamplingParams
 
 STEP_TARGET_S = 0.08  # a step's work when slots prefill: bounds the others' stall and a cancel's delay
-FIRST_CHUNK = 64  # prefill tokens in the first step, before any speed is measured
+FIRST_CHUNK = 32  # prefill tokens in the first step, before any speed is measured
 MIN_CHUNK = 16
 
 

@@ -1,8 +1,9 @@
 """Slots (``LoadOptions.n_seq`` > 1): several streams decoded together in one llama_decode, on tiny
 random-weight models. Each request must give what it gives alone on a one-slot handle, whatever else runs.
 
-Greedy tokens are compared exactly: on the CPU a batch's row is computed by the same kernels whatever the
-other rows hold (each slot has its own KV stream, not a unified cache), so nothing here needs a tolerance.
+Tokens are compared exactly, logprobs within 1e-3: a batch of several rows may reach a matmul kernel that
+sums in another order than one row does, so a greedy near-tie could in principle flip; with each slot on
+its own KV stream (not a unified cache) and these models and prompts, none does.
 """
 
 from __future__ import annotations
