@@ -271,3 +271,19 @@ def test_chat_in_slots_equals_chat_alone(tiny_instruct):
         assert four.render_chat(messages) == rendered
     for (a, fa), (b, fb) in zip(alone, both, strict=True):
         assert same(a, b) and fa.text == fb.text and fb.error is None
+
+
+def test_a_failing_or_context_filling_request_ends_alone(slots, single):
+    from desktop.core.errors import ContextOverflow, GrammarError
+
+    fill = SamplingParams(temperature=0.0, max_tokens=2000)
+    streams = [slots.complete("word " * 600, GREEDY), slots.complete("hi", SamplingParams(top_p=2.0)),
+               slots.complete("hi", SamplingParams(grammar="not gbnf")), slots.complete("Once upon a time", fill),
+               slots.complete_tokens([10**9], GREEDY)]
+    (_, too_long), (_, bad_p), (_, bad_grammar), (filled, full), (_, bad_id) = together(streams)
+    assert isinstance(too_long.error, ContextOverflow) and "512" in str(too_long.error)
+    assert bad_p.finish_reason == "error" and "top-p" in str(bad_p.error)
+    assert isinstance(bad_grammar.error, GrammarError) and "vocabulary" in str(bad_id.error)
+    alone, final = events(single.complete("Once upon a time", fill))  # the context's end, as with one slot
+    assert full.finish_reason == final.finish_reason == "length" and same(filled, alone)
+    assert full.stats.prompt_tokens + full.stats.completion_tokens == N_CTX  # every cell of its sequence
