@@ -222,6 +222,10 @@ class SlotRouter:
             except EngineCrashed as exc:
                 self._crashed(worker, exc)
                 return
+            except Exception:  # a reply that can't be read: the worker can't be trusted any more
+                worker.kill()
+                self._crashed(worker, worker.crashed("generating"))
+                return
             if not isinstance(envelope, Tagged):
                 continue
             rid, msg = envelope.rid, envelope.msg
