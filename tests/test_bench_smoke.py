@@ -194,3 +194,11 @@ def test_bench_on_a_users_own_model(tmp_path, tiny_base, capsys):
     assert "| Metadata read (tiny-base) |" in printed and f"{verdict} Decode with top-5 logprobs (tiny-base)" in printed
     with pytest.raises(SystemExit, match="unknown group"):
         main(["bench", "--model", str(tiny_base), "--only", "stall", "--out", str(out)])
+
+
+def test_slots_throughput_runs_both_sides(tiny_base):
+    from bench.parallel import slots_throughput
+
+    fig = slots_throughput(tiny_base, k=2, m=6, threads=TEST_THREADS, n_ctx=256, prompt_tokens=8)
+    assert (fig.k, fig.m, len(fig.shares)) == (2, 6, 2)
+    assert fig.together_tps > 0 and fig.sequential_tps > 0 and fig.speedup > 0

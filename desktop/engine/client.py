@@ -5,6 +5,12 @@ with it. A dead worker becomes ``EngineCrashed`` carrying the last lines it wrot
 request on the same handle starts a fresh worker (the model is loaded again). One request runs at a time
 per model; a second one waits its turn (``Stream.waiting``) instead of failing.
 
+Slots (``LoadOptions.n_seq`` = N > 1, ``tandem serve --parallel N``): up to N streams run at once, decoded
+together in one ``llama_decode`` per step by the worker (``batching``), and the rest wait in FIFO order.
+The handle's requests then go through ``slots.SlotRouter``: tagged with request ids, replies routed by a
+reader thread, one stream's ``cancel()`` stopping only its own slot; score, tokenize and the other calls
+are answered between the slots' steps. With N = 1 (the panes) nothing of this runs.
+
 The pieces: ``process`` (a worker process and its pipe, ``hardware_report``), ``stream`` (a request's
 events and its cancel), and this module (loading, the request methods, the queue).
 """
@@ -39,6 +45,7 @@ from desktop.engine.process import (
     hardware_report,  # noqa: F401  (the engine package hands it out from here)
     new_log_path,
 )
+from desktop.engine.slots import SlotRouter
 from desktop.engine.stream import Stream
 from desktop.engine.types import (
     FinalEvent,
@@ -87,7 +94,8 @@ def check_model_file(path: str | os.PathLike, deep: bool = True) -> Path:
 
 
 class ModelHandle:
-    """A loaded model in its worker process. Use from one thread at a time per request."""
+    """A loaded model in its worker process. Use from one thread at a time per request. Loaded with slots
+    (``options.n_seq`` > 1), several streams run at once: see the module's docstring."""
 
     _vocab_id: str | None = None  # the same file has the same vocabulary: kept across worker restarts
 
@@ -100,6 +108,7 @@ class ModelHandle:
         self._worker: WorkerProcess | None = None
         self.info: LoadInfo = self._start()
         self.closed = False
+        self._router = SlotRouter(self, options.n_seq) if options.n_seq > 1 else None
 
     # ----- lifecycle -----------------------------------------------------------------------------
     def _start(self) -> LoadInfo:
@@ -184,6 +193,11 @@ class ModelHandle:
         with self._lock:
             if self.closed:
                 return
+            if self._router is not None:  # the worker ends every slot's stream, then exits
+                self._router.close()
+                self.closed = True
+                self._kill_worker()
+                return
             self.closed = True
             if self._stream is not None:
                 self._stream.cancel()
@@ -209,11 +223,15 @@ class ModelHandle:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Everything the interface offers; a second request on a busy model waits for the first."""
+        """Everything the interface offers; a request beyond the model's slots waits for one to free."""
+        if self.options.n_seq > 1:
+            return Capabilities(queues=True, slots=self.options.n_seq)
         return LOCAL_CAPABILITIES
 
     # ----- requests ------------------------------------------------------------------------------
     def _begin(self, request: Request, what: str, replace_running: bool) -> Stream:
+        if self._router is not None:  # slots: a free one, or wait in line (nothing is replaced)
+            return self._router.stream(request, what)
         with self._lock:
             running = self._busy_with()
             if running is not None:
@@ -249,6 +267,8 @@ class ModelHandle:
     def _call(self, request: Request, what: str):
         """A request without a stream. While another request runs on this model it waits for it, unless
         that request is this thread's own unfinished stream (then nothing could ever free the model)."""
+        if self._router is not None:  # slots: answered between the decoding steps
+            return self._router.call(request, what)
         while True:
             with self._lock:
                 running = self._busy_with()
@@ -368,4 +388,7 @@ def _threads(threads: int | None) -> int | None:
 def load_model(path: str | os.PathLike, options: LoadOptions | None = None) -> ModelHandle:
     """Start a worker process and load the model there. Blocks until loaded (call off the GUI thread)."""
     checked = check_model_file(path, deep=False)  # the worker checks the whole header first
+    n_seq = (options or LoadOptions()).n_seq
+    if isinstance(n_seq, bool) or not isinstance(n_seq, int) or n_seq < 1:
+        raise EngineError(f"Slots must be a whole number of 1 or more, not {n_seq!r}.")
     return ModelHandle(checked, options or LoadOptions())

@@ -28,10 +28,10 @@ class Generating(RunnerCore):
     def _make_sampler(self, p: SamplingParams, seed: int, prompt_tokens: list[int]) -> Sampler:
         return Sampler(self.vocab, self.n_vocab, p, seed, prompt_tokens, full_chain=self.full_chain_sampling)
 
-    def _logprobs(self, token: int, k: int, candidates=None):
+    def _logprobs(self, token: int, k: int, candidates=None, idx: int = -1):
         """The chosen token's logprob and the top ``k`` (ranked among ``candidates`` when the sampler says they
-        hold the k best logits: a few hundred ids instead of the whole vocabulary)."""
-        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+        hold the k best logits: a few hundred ids instead of the whole vocabulary), from batch position ``idx``."""
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, idx), shape=(self.n_vocab,))
         top_logit = float(logits.max())
         # log-sum-exp in one scratch buffer: no temporaries of n_vocab floats per token (211 -> 144 µs at 32k)
         buf = self._lse_buf
@@ -61,33 +61,27 @@ class Generating(RunnerCore):
         self.check_fits(len(prompt_tokens))
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32 - 1)
         sampler = self._make_sampler(p, seed, prompt_tokens)
-        sender = send = TokenSender(send)
+        sender = TokenSender(send)
+        out = Output(self, p, sender)
         n_prompt = len(prompt_tokens)
         stats = dict(prompt_tokens=n_prompt, seed=seed)
-        emitted: list[str] = []
         try:
             common = self._reuse_prefix(prompt_tokens, n_prompt - 1)
             stats["prompt_eval_tokens"] = n_prompt - common
             try:
                 self._decode(prompt_tokens[common:])
             except Cancelled:
-                return self._final("cancelled", emitted, stats, t_start, None, 0)
+                return self._final("cancelled", out.emitted, stats, t_start, None, 0)
             t_prefill = time.perf_counter()
             stats["prefill_s"] = t_prefill - t_start
             stats["prefill_tps"] = (n_prompt - common) / stats["prefill_s"] if stats["prefill_s"] > 0 else 0.0
-            decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            stops = tuple(s for s in p.stop if s)
-            pending: list[tuple[str, int, float, tuple]] = []  # held back: may start a stop string
-            want_logprobs = p.logprobs > 0
-            t_first = None
-            n_generated = 0
             finish = "length"
-            stop_string_hit = False
             flag = self.cancel_flag
-            vocab = self.vocab
+            take = out.take
+            max_tokens = p.max_tokens
             perf_counter = time.perf_counter
             in_llama = 0.0  # seconds inside llama_decode while decoding: the rest is this loop's own cost
-            while n_generated < p.max_tokens:
+            while out.n_generated < max_tokens:
                 if flag[0]:
                     finish = "cancelled"
                     break
@@ -95,40 +89,11 @@ class Generating(RunnerCore):
                     finish = "length"
                     break
                 token = sampler.sample(self.ctx)
-                if L.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    if p.emit_eog:  # its entry, with no text: the server's echo + logprobs counts it
-                        logprob, top = (self._logprobs(token, p.logprobs, sampler.best_ids(p.logprobs))
-                                        if want_logprobs else (math.nan, ()))
-                        n_generated += 1
-                        if t_first is None:
-                            t_first = time.perf_counter()
-                        if pending:
-                            _flush(pending, len("".join(x[0] for x in pending)), emitted, send)
-                        send(Token("", token, logprob, top))
+                end = take(token, sampler)
+                if end is not None:
+                    finish = end
                     break
-                if want_logprobs:
-                    logprob, top = self._logprobs(token, p.logprobs, sampler.best_ids(p.logprobs))
-                else:
-                    logprob, top = math.nan, ()
-                text = decoder.decode(self.piece(token))
-                n_generated += 1
-                if t_first is None:
-                    t_first = time.perf_counter()
-                if stops:
-                    pending.append((text, token, logprob, top))
-                    joined = "".join(x[0] for x in pending)
-                    cut = _find_stop(joined, stops)
-                    if cut is not None:
-                        _flush(pending, cut, emitted, send, cut_crossing=True)
-                        finish = "stop"
-                        stop_string_hit = True
-                        break
-                    _flush(pending, len(joined) - _held_suffix(joined, stops), emitted, send)
-                else:
-                    emitted.append(text)
-                    send(Token(text, token, logprob, top))
-                if n_generated >= p.max_tokens:
+                if out.n_generated >= max_tokens:
                     break  # no need to evaluate a token nothing will follow
                 t_llama = perf_counter()
                 rc = self._decode_one(token)
@@ -138,14 +103,9 @@ class Generating(RunnerCore):
                     finish = "cancelled" if (rc == 2 or flag[0]) else "length"
                     break
                 self.tokens.append(token)
-            else:
-                finish = "length"
-            if pending and not stop_string_hit:
-                _flush(pending, len("".join(x[0] for x in pending)), emitted, send)
-            # Bytes of a character the model never finished (max tokens hit mid-character) are dropped:
-            # every event's text stays valid UTF-8 and the events add up to the final text.
+            out.close()
             stats["decode_llama_s"] = in_llama
-            return self._final(finish, emitted, stats, t_start, t_first, n_generated)
+            return self._final(finish, out.emitted, stats, t_start, out.t_first, out.n_generated)
         finally:
             sampler.free()
             sender.flush()  # every token before the final event
@@ -166,6 +126,71 @@ class Generating(RunnerCore):
                 **stats,
             ),
         )
+
+
+class Output:
+    """One stream's output: each sampled token becomes its text (held back while it may start a stop string),
+    its logprobs and a ``Token`` message. ``generate`` (one request) and ``batching`` (slots) share it; a
+    slot sets ``idx``, its place in the shared batch, before each ``take``."""
+
+    __slots__ = ("runner", "send", "decoder", "stops", "pending", "emitted", "n_generated", "t_first",
+                 "stop_hit", "k", "emit_eog", "idx", "vocab", "is_eog")
+
+    def __init__(self, runner: Generating, p: SamplingParams, send) -> None:
+        self.runner, self.send = runner, send
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.stops = tuple(s for s in p.stop if s)
+        self.pending: list[tuple[str, int, float, tuple]] = []  # held back: may start a stop string
+        self.emitted: list[str] = []
+        self.n_generated = 0
+        self.t_first: float | None = None
+        self.stop_hit = False
+        self.k, self.emit_eog, self.idx = p.logprobs, p.emit_eog, -1
+        self.vocab, self.is_eog = runner.vocab, L.llama_vocab_is_eog
+
+    def take(self, token: int, sampler: Sampler) -> str | None:
+        """Emit ``token`` (just sampled); "stop" when the stream ends with it (an end token, a stop string)."""
+        k = self.k
+        if self.is_eog(self.vocab, token):
+            if self.emit_eog:  # its entry, with no text: the server's echo + logprobs counts it
+                logprob, top = (self.runner._logprobs(token, k, sampler.best_ids(k), self.idx)
+                                if k > 0 else (math.nan, ()))
+                self.n_generated += 1
+                if self.t_first is None:
+                    self.t_first = time.perf_counter()
+                if self.pending:
+                    _flush(self.pending, len("".join(x[0] for x in self.pending)), self.emitted, self.send)
+                self.send(Token("", token, logprob, top))
+            return "stop"
+        if k > 0:
+            logprob, top = self.runner._logprobs(token, k, sampler.best_ids(k), self.idx)
+        else:
+            logprob, top = math.nan, ()
+        text = self.decoder.decode(self.runner.piece(token))
+        self.n_generated += 1
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+        stops = self.stops
+        if stops:
+            pending = self.pending
+            pending.append((text, token, logprob, top))
+            joined = "".join(x[0] for x in pending)
+            cut = _find_stop(joined, stops)
+            if cut is not None:
+                _flush(pending, cut, self.emitted, self.send, cut_crossing=True)
+                self.stop_hit = True
+                return "stop"
+            _flush(pending, len(joined) - _held_suffix(joined, stops), self.emitted, self.send)
+        else:
+            self.emitted.append(text)
+            self.send(Token(text, token, logprob, top))
+        return None
+
+    def close(self) -> None:
+        """Send what is still held back (not after a stop string). Bytes of a character the model never
+        finished are dropped: every event's text stays valid UTF-8 and the events add up to the final text."""
+        if self.pending and not self.stop_hit:
+            _flush(self.pending, len("".join(x[0] for x in self.pending)), self.emitted, self.send)
 
 
 def _find_stop(text: str, stops: tuple[str, ...]) -> int | None:

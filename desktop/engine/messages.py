@@ -12,6 +12,8 @@ Replies (worker -> client):
                     when the request failed, ``finish_reason="cancelled"`` when it was stopped);
     anything else:  ``Done`` (the value) or ``Failed`` (a ``TandemError`` to raise in the app).
 Loading replies ``Done(LoadInfo)`` or ``Failed``; the hardware check ``Done(dict)`` or ``Failed``.
+A worker with slots (``batching``) wraps every message after loading in ``Tagged(rid, msg)``, and takes
+``Cancel`` for one request.
 A new request kind is a new class here plus its branch in ``worker.serve``.
 """
 
@@ -112,6 +114,20 @@ class VocabId(_Message):
 @dataclass(frozen=True, slots=True)
 class Close(_Message):
     """Free the model and end the worker; answered by ``Done(None)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel(_Message):
+    """Stop the tagged request (slots only; one request at a time stops through the shared cancel flag)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged(_Message):
+    """The envelope of a worker with slots (``LoadOptions.n_seq`` > 1), both ways: several requests share
+    the pipe, so each request, its replies and its ``Cancel`` carry the request's id."""
+
+    rid: int
+    msg: object
 
 
 # --- replies -------------------------------------------------------------------------------------

@@ -88,6 +88,18 @@ class RunnerCore:
         self.threads = options.threads or default_threads()
         cparams = L.llama_context_default_params()
         cparams.n_ctx = n_ctx
+        # Slots (``batching``): sequence 0 stays this class's own (scoring, tokens given one request at a
+        # time), slots decode on 1..n_seq. Not kv_unified (llama.cpp's default, and llama-server's with an
+        # explicit --parallel): each sequence gets its own n_ctx cells and attention reads only its own.
+        self.n_seq_max = 1 if options.n_seq <= 1 else options.n_seq + 1
+        if self.n_seq_max > 1:
+            limit = int(L.llama_max_parallel_sequences()) - 1
+            if not 1 <= options.n_seq <= limit:
+                L.llama_model_free(model)
+                raise EngineError(f"Slots must be a whole number from 1 to {limit}, not {options.n_seq}.")
+            cparams.n_seq_max = self.n_seq_max
+            cparams.kv_unified = False
+            cparams.n_ctx = n_ctx * self.n_seq_max  # llama.cpp splits it evenly across the sequences
         offload = self.offload_supported and int(gpu_layers) > 0
         cparams.n_batch = min(options.n_batch, n_ctx)
         cparams.n_ubatch = min(options.effective_ubatch(offload), cparams.n_batch)
@@ -101,7 +113,7 @@ class RunnerCore:
             cparams.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if options.flash_attn
                                        else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         try:
-            _check_context_memory(model, n_ctx, int(gpu_layers) > 0 and self.offload_supported)
+            _check_context_memory(model, int(cparams.n_ctx), int(gpu_layers) > 0 and self.offload_supported)
         except EngineError:
             L.llama_model_free(model)
             raise
@@ -111,7 +123,7 @@ class RunnerCore:
             raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens for this model "
                               f"(out of memory?). Try a smaller context. {self._last_error_line()}".strip())
         self.ctx = ctx
-        self.n_ctx = L.llama_n_ctx(ctx)
+        self.n_ctx = L.llama_n_ctx(ctx) if self.n_seq_max == 1 else L.llama_n_ctx_seq(ctx)  # per sequence
         self.current_threads = self.threads
         self.n_batch = L.llama_n_batch(ctx)
         self.memory = L.llama_get_memory(ctx)
@@ -145,7 +157,7 @@ class RunnerCore:
         n_embd = L.llama_model_n_embd(model)
         n_head = max(1, L.llama_model_n_head(model))
         n_head_kv = L.llama_model_n_head_kv(model)
-        kv_bytes = 2 * 2 * n_layer * self.n_ctx * (n_embd * n_head_kv // n_head)
+        kv_bytes = 2 * 2 * n_layer * self.n_ctx * self.n_seq_max * (n_embd * n_head_kv // n_head)
         actual_gpu = min(int(gpu_layers), n_layer + 1) if self.offload_supported else 0
         return LoadInfo(
             path=self.path,
@@ -169,6 +181,7 @@ class RunnerCore:
             add_bos=self.add_bos,
             bos_id=int(self.bos),
             eos_id=int(self.eos),
+            n_seq=max(1, self.n_seq_max - 1),
         )
 
     # ----- helpers -------------------------------------------------------------------------------
@@ -277,21 +290,32 @@ class RunnerCore:
         return bool(self.cancel_flag[0])
 
     # ----- evaluation ----------------------------------------------------------------------------
-    def _reuse_prefix(self, tokens: list[int], need_logits_from: int) -> int:
-        """Keep the longest cached prefix (but re-evaluate from ``need_logits_from``); returns its length."""
+    def _reuse_prefix(self, tokens: list[int], need_logits_from: int, cached: list[int] | None = None,
+                      seq: int = 0) -> int:
+        """Keep the longest cached prefix (but re-evaluate from ``need_logits_from``); returns its length.
+        ``cached``/``seq``: a slot's tokens and sequence (default: this runner's own, sequence 0)."""
+        if cached is None:
+            cached = self.tokens
         common = 0
-        limit = min(len(self.tokens), len(tokens), need_logits_from)
-        while common < limit and self.tokens[common] == tokens[common]:
+        limit = min(len(cached), len(tokens), need_logits_from)
+        while common < limit and cached[common] == tokens[common]:
             common += 1
         # The sliding window before `common` must still be cached (read before trimming: a trim can empty it).
-        if self.n_swa and common > 0 and L.llama_memory_seq_pos_min(self.memory, 0) > max(0, common - self.n_swa):
+        if self.n_swa and common > 0 and L.llama_memory_seq_pos_min(self.memory, seq) > max(0, common - self.n_swa):
             common = 0
-        if common < len(self.tokens):
-            if common == 0 or not L.llama_memory_seq_rm(self.memory, 0, common, -1):
-                L.llama_memory_clear(self.memory, True)
+        if common < len(cached):
+            if common == 0 or not L.llama_memory_seq_rm(self.memory, seq, common, -1):
+                self._clear_seq(seq)
                 common = 0
-            del self.tokens[common:]
+            del cached[common:]
         return common
+
+    def _clear_seq(self, seq: int) -> None:
+        """Empty one sequence's cache (with a single sequence, the whole cache: what it always did)."""
+        if self.n_seq_max == 1:
+            L.llama_memory_clear(self.memory, True)
+        else:
+            L.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
     def _decode(self, tokens: list[int]) -> None:
         """Evaluate tokens after what the cache holds (logits only for the last one)."""
@@ -314,7 +338,7 @@ class RunnerCore:
     def _after_failed_decode(self) -> None:
         # An aborted batch may leave partial entries: trim the cache back to what we know it holds.
         if not L.llama_memory_seq_rm(self.memory, 0, len(self.tokens), -1):
-            L.llama_memory_clear(self.memory, True)
+            self._clear_seq(0)
             self.tokens.clear()
 
     def _decode_one(self, token: int) -> int:

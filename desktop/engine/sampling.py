@@ -144,12 +144,13 @@ class Sampler:
         self.single = self.pre = self.post = None
 
     # ----- sampling -------------------------------------------------------------------------------
-    def sample(self, ctx) -> int:
-        """The next token, from the logits of the last evaluated position; accepted into the samplers."""
+    def sample(self, ctx, idx: int = -1) -> int:
+        """The next token, from the logits of batch position ``idx`` (the last evaluated one by default: a
+        slot's is its own place in the shared batch); accepted into the samplers."""
         if self.single is not None:
-            return self.L.llama_sampler_sample(self.single, ctx, -1)
+            return self.L.llama_sampler_sample(self.single, ctx, idx)
         L, np = self.L, self.np
-        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, -1), shape=(self.n_vocab,))
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
         ids = self._last_ids = self._candidates(logits)
         n = len(ids)
         if n > len(self._buf):

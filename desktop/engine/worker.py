@@ -6,6 +6,11 @@ in ``serve`` until ``Close``. The Runner is assembled from the modules that each
 sampler over a short candidate array), ``scoring`` (log-probabilities of given text); ``hardware`` answers
 the hardware check (``hardware_main``); ``native`` imports llama_cpp and numpy only in here.
 
+With ``LoadOptions.n_seq`` = N > 1 the worker has N slots: ``batching.serve_slots`` decodes up to N streaming
+requests together in one ``llama_decode`` per step (slot i on KV sequence i; sequence 0 stays the
+Runner's own for scoring and the other requests answered whole, between steps), and every message is
+wrapped in ``Tagged(rid, ...)``; ``Cancel`` stops one request. See ``batching``'s docstring.
+
 The pipe carries the typed messages of ``desktop.engine.messages``: requests ``Complete`` / ``Chat``
 (streamed: ``Token`` per token, then one ``Final``), ``Render`` / ``Tokenize`` / ``Score`` / ``VocabId`` (answered
 by ``Done`` or ``Failed``) and ``Close``. Loading answers ``Done(LoadInfo)`` or ``Failed``. A ``Token``'s logprob
@@ -20,14 +25,12 @@ import time
 
 from desktop.core.errors import EngineError, TandemError
 from desktop.engine import native
+from desktop.engine.batching import prompt_tokens, serve_slots
 from desktop.engine.generation import Generating
 from desktop.engine.hardware import hardware_report
 from desktop.engine.messages import (
     STREAMING,
-    Chat,
     Close,
-    Complete,
-    CompleteTokens,
     Detokenize,
     Done,
     Failed,
@@ -98,7 +101,10 @@ def worker_main(conn, path: str, options: LoadOptions, cancel_flag, log_path: st
         conn.send(Failed(EngineError(f"Loading failed: {type(exc).__name__}: {exc}")))
         return
     conn.send(Done(runner.info))
-    serve(conn, runner)
+    if runner.n_seq_max > 1:  # slots: requests tagged with their ids, decoded together (engine/batching.py)
+        serve_slots(conn, runner, lambda msg, send: _answer(msg, runner, send))
+    else:
+        serve(conn, runner)
 
 
 def hardware_main(conn, log_path: str | None) -> None:
@@ -113,18 +119,9 @@ def hardware_main(conn, log_path: str | None) -> None:
 
 def _handle(msg, runner: Runner, send) -> None:
     """Answer one request (raises what the request's failure should become)."""
-    if isinstance(msg, Complete):
+    if isinstance(msg, STREAMING):
         runner.use_threads(msg.threads)
-        send(Final(runner.generate(runner.completion_tokens(msg.prompt), msg.params, send)))
-    elif isinstance(msg, Chat):
-        runner.use_threads(msg.threads)
-        send(Final(runner.generate(runner.chat_tokens(msg.messages, msg.system), msg.params, send)))
-    elif isinstance(msg, CompleteTokens):
-        runner.use_threads(msg.threads)
-        tokens = runner.check_ids(list(msg.tokens))
-        if not tokens:
-            raise EngineError("The prompt is empty: give at least one token id.")
-        send(Final(runner.generate(tokens, msg.params, send)))
+        send(Final(runner.generate(prompt_tokens(runner, msg), msg.params, send)))
     elif isinstance(msg, Render):
         send(Done(runner.render(msg.messages, msg.system)))
     elif isinstance(msg, Tokenize):
@@ -162,22 +159,29 @@ def serve(conn, runner: Runner) -> None:
             runner.close()
             send(Done(None))
             break
-        streaming = isinstance(msg, STREAMING)
-        try:
-            _handle(msg, runner, send)
-        except Cancelled:
-            send(Final(FinalEvent("cancelled", "")) if streaming else Failed(EngineError("cancelled")))
-        except TandemError as exc:
-            send(_failure(exc, streaming))
-        except ValueError as exc:  # SamplingParams.validate
-            send(_failure(EngineError(str(exc)), streaming))
-        except (BrokenPipeError, EOFError, OSError):
+        if not _answer(msg, runner, send):
             break
-        except Exception as exc:  # a bug of ours: report it, keep the model loaded
-            import traceback
 
-            traceback.print_exc()
-            try:
-                send(_failure(EngineError(f"Internal engine error: {type(exc).__name__}: {exc}"), streaming))
-            except OSError:
-                break
+
+def _answer(msg, runner: Runner, send) -> bool:
+    """Answer one request whole, its failure included; False when the pipe broke."""
+    streaming = isinstance(msg, STREAMING)
+    try:
+        _handle(msg, runner, send)
+    except Cancelled:
+        send(Final(FinalEvent("cancelled", "")) if streaming else Failed(EngineError("cancelled")))
+    except TandemError as exc:
+        send(_failure(exc, streaming))
+    except ValueError as exc:  # SamplingParams.validate
+        send(_failure(EngineError(str(exc)), streaming))
+    except (BrokenPipeError, EOFError, OSError):
+        return False
+    except Exception as exc:  # a bug of ours: report it, keep the model loaded
+        import traceback
+
+        traceback.print_exc()
+        try:
+            send(_failure(EngineError(f"Internal engine error: {type(exc).__name__}: {exc}"), streaming))
+        except OSError:
+            return False
+    return True

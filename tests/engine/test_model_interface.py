@@ -12,7 +12,7 @@ import pytest
 from desktop.core.errors import EngineBusy
 from desktop.engine import FinalEvent, LoadOptions, SamplingParams, load_model
 from desktop.engine.backends import Hardware, hardware, open_model, split_threads
-from desktop.engine.messages import Chat, Complete, Done, Failed, Final, Score, Token, VocabId
+from desktop.engine.messages import Cancel, Chat, Complete, Done, Failed, Final, Score, Tagged, Token, VocabId
 from desktop.engine.model import Capabilities, GenerationStream, Model, ModelInfo
 
 OPTS = LoadOptions(threads=1, n_ctx=1024)
@@ -90,7 +90,8 @@ def test_hardware_is_a_typed_value():
 @pytest.mark.parametrize("message", [
     Complete("hi", SamplingParams(seed=1), 2), Chat([{"role": "user", "content": "hi"}], None, SamplingParams()),
     Score("a", "b", True, "sys"), Score("a", [5, 6], False, None, 3), VocabId(), Token("x", 5, math.inf, (("y", 6, -1.5),)), Final(FinalEvent("stop", "x")),
-    Done([1, 2]), Failed(EngineBusy("busy")),
+    Done([1, 2]), Failed(EngineBusy("busy")), Cancel(), Tagged(7, Complete("hi", SamplingParams())),
+    Tagged(3, Final(FinalEvent("cancelled", ""))),
 ])
 def test_worker_messages_pickle_as_themselves(message):
     again = pickle.loads(pickle.dumps(message))
