@@ -49,6 +49,20 @@ def test_disconnect_mid_stream_frees_the_model(slow_server):
     assert waited < LONG / 40 * (time.monotonic() - t0)
 
 
+def test_client_leaving_a_request_without_stream_cancels_it(slow_server):
+    handle, model = slow_server
+    with httpx.Client(base_url=handle.url, timeout=60) as c:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up; the server notices it left
+            c.post("/v1/completions", json={"prompt": [1, 5, 6], "max_tokens": LONG, "temperature": 0},
+                   timeout=httpx.Timeout(60, read=1.0))
+        t0 = time.monotonic()
+        assert c.post("/v1/completions", json={"prompt": [1, 5], "max_tokens": 1}).status_code == 200
+        waited = time.monotonic() - t0
+        full = c.post("/v1/completions", json={"prompt": [1, 5, 6], "max_tokens": 40, "temperature": 0})
+        assert full.json()["usage"]["completion_tokens"] == 40
+    assert waited < LONG / 40 * (time.monotonic() - t0)
+
+
 def test_worker_killed_mid_request_is_503_then_ok(slow_server):
     handle, model = slow_server
     with httpx.Client(base_url=handle.url, timeout=120) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
