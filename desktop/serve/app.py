@@ -152,7 +152,9 @@ async def create_completion(body: CompletionRequest, request: Request):
                         _count(request, len(value.ids), len(value.generated))
                         yield _sse(_chunk(rid, created, served.id, i, "", None, value.finish))
                         break
-                    yield "".join(pieces(i, builder, item) for item in value)
+                    text = "".join(pieces(i, builder, item) for item in value)
+                    if text:
+                        yield text
             finally:
                 await events.aclose()
         if body.stream_options and body.stream_options.include_usage:

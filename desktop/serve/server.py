@@ -22,11 +22,7 @@ class ServerHandle:
 
     def __init__(self, models: Mapping[str, Model], config: ServerConfig = DEFAULT_CONFIG,
                  on_request: Callable[[RequestRecord], None] | None = None):
-        for model_id in models:
-            try:
-                check_id(model_id)
-            except ValueError as exc:
-                raise ServeError(str(exc)) from None
+        _check_models(models)
         self._models = dict(models)
         self.config = config
         self.on_request = on_request
@@ -103,11 +99,7 @@ class ServerHandle:
     # ----- what is served --------------------------------------------------------------------------
     def set_models(self, models: Mapping[str, Model]) -> None:
         """Change the served set while serving (requests under way keep their model)."""
-        for model_id in models:
-            try:
-                check_id(model_id)
-            except ValueError as exc:
-                raise ServeError(str(exc)) from None
+        _check_models(models)
         self._models = dict(models)
         state = self._state
         if state is not None:
@@ -131,6 +123,17 @@ class ServerHandle:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _check_models(models: Mapping[str, Model]) -> None:
+    """Ids that fit in a URL, and local models only: a remote endpoint's model is not served again."""
+    for model_id, model in models.items():
+        try:
+            check_id(model_id)
+        except ValueError as exc:
+            raise ServeError(str(exc)) from None
+        if model.capabilities.remote:
+            raise ServeError(f"{model_id} is a model on a remote server: only local models are served")
 
 
 def _bind(host: str, port: int) -> socket.socket:

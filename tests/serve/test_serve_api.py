@@ -206,3 +206,48 @@ def test_request_log_and_set_models(instruct_model, base_model):
     first = records[0]
     assert (first.route, first.model, first.status, first.prompt_tokens) == ("/v1/completions", "a", 200, 2)
     assert 1 <= first.completion_tokens <= 2 and records[-1].status == 404
+
+
+def test_serving_opens_no_outgoing_connection(instruct_model, monkeypatch):
+    """Every route answered while any connection other than the client's own to the server is recorded:
+    the server never reaches out (offline by construction)."""
+    import socket
+
+    attempts: list = []
+    real_connect = socket.socket.connect
+    with ServerHandle({"m": instruct_model}, ServerConfig(port=0)) as handle:
+        own = ("127.0.0.1", int(handle.url.rsplit(":", 1)[1]))
+
+        def connect(self, address):
+            if self.family != socket.AF_UNIX and tuple(address[:2]) != own:
+                attempts.append(address)
+                raise OSError(f"outgoing connection {address!r}")
+            return real_connect(self, address)
+
+        monkeypatch.setattr(socket.socket, "connect", connect)
+        with httpx.Client(base_url=handle.url, timeout=60) as c:
+            assert c.get("/v1/models").status_code == 200
+            assert c.get("/tokenizer_info").status_code == 200
+            assert c.post("/tokenize", json={"prompt": "hi"}).status_code == 200
+            assert c.post("/detokenize", json={"tokens": [5]}).status_code == 200
+            assert c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2, "echo": True,
+                                                   "logprobs": 1}).status_code == 200
+            assert c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
+                                                        "max_tokens": 2, "stream": True}).status_code == 200
+    assert attempts == []
+
+
+def test_a_remote_model_is_not_served_again(instruct_model):
+    from desktop.engine.model import Capabilities
+    from desktop.serve import ServeError
+
+    class Remote:  # only what the check reads: a model whose requests leave for a server
+        capabilities = Capabilities(remote=True)
+
+    with pytest.raises(ServeError, match="only local models"):
+        ServerHandle({"remote": Remote()})
+    with ServerHandle({"m": instruct_model}, ServerConfig(port=0)) as handle:
+        with pytest.raises(ServeError, match="only local models"):
+            handle.set_models({"remote": Remote()})
+        with pytest.raises(ServeError, match="served model id"):
+            handle.set_models({"a/b": instruct_model})
