@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
@@ -251,3 +252,25 @@ def test_a_remote_model_is_not_served_again(instruct_model):
             handle.set_models({"remote": Remote()})
         with pytest.raises(ServeError, match="served model id"):
             handle.set_models({"a/b": instruct_model})
+
+
+def test_stream_usage_and_chat_messages_tokenized(instruct_model, client):
+    def events(path: str, body: dict) -> list[dict]:
+        with client.stream("POST", path, json=body) as s:
+            lines = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "[DONE]"
+        return [json.loads(x) for x in lines[:-1]]
+
+    done = events("/v1/completions", {"prompt": [1, 5, 6], "max_tokens": 3, "temperature": 0, "stream": True,
+                                       "stream_options": {"include_usage": True}})
+    assert done[-1]["choices"] == [] and done[-1]["usage"]["prompt_tokens"] == 3
+    assert done[-1]["usage"]["completion_tokens"] == len(done[:-2])  # one chunk per token, then the finish
+    chat = events("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
+                                            "stream": True, "stream_options": {"include_usage": True}})
+    assert chat[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chat[-2]["choices"][0]["finish_reason"] in ("stop", "length") and chat[-1]["usage"]["total_tokens"] > 0
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    ids = client.post("/tokenize", json={"messages": messages}).json()["tokens"]
+    rendered = instruct_model.render_chat([{"role": "user", "content": "hi"}])
+    assert ids == instruct_model.tokenize(rendered, True, add_bos=True)
+    assert client.post("/tokenize", json={"messages": messages, "prompt": "x"}).status_code == 400
