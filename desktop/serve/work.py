@@ -116,6 +116,7 @@ async def stream_job(served: Served, job: Job, active: set[Cancel],
 
     def run() -> None:
         try:
+            cancel.check()  # its client left while it waited in the lane: nothing to do
             message = ("done", job(lambda item: post(("item", item)), cancel))
         except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers it)
             message = ("error", exc)
