@@ -19,6 +19,47 @@ def default_threads() -> int:
     return max(1, n // 2) if n > 4 else n
 
 
+def amx_usable() -> bool:
+    """False where llama.cpp's CPU library carries its AMX kernels and the CPU reports AMX tiles: in the VMs
+    this project is tested on the tile permission is granted, yet ``tilezero`` in ggml's AMX kernels dies
+    with SIGILL on every batch of more than one token. Then the model loads without llama.cpp's extra buffer
+    types (plain AVX-512 kernels, no weight repacking). Builds of ours leave the AMX kernels out (see
+    scripts/test.sh), so this only guards a build compiled with them. ``TANDEM_AMX=1`` keeps AMX on a host
+    where it works; ``0`` turns extra buffer types off anywhere."""
+    forced = os.environ.get("TANDEM_AMX")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return "amx_tile" not in flags.split() or not _library_has_amx_kernels()
+
+
+_AMX_MARK = b"amx repack tensor"  # a log line of ggml's AMX buffer type, compiled in only with its kernels
+
+
+def _library_has_amx_kernels() -> bool:
+    cached = getattr(_library_has_amx_kernels, "value", None)
+    if cached is None:
+        import llama_cpp
+
+        folder = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+        names = [n for n in os.listdir(folder) if n.startswith(("libggml-cpu", "ggml-cpu"))] if os.path.isdir(folder) else []
+        cached = True if not names else any(_file_contains(os.path.join(folder, n), _AMX_MARK) for n in names)
+        _library_has_amx_kernels.value = cached
+    return cached
+
+
+def _file_contains(path: str, needle: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return needle in fh.read()
+    except OSError:
+        return True  # unreadable: assume the worst (the guard only costs repacking)
+
+
 def gpu_backend_name() -> str:
     devices = [d for d in list_devices() if d["type"] != "CPU"]
     if not devices:
