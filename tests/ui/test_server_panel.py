@@ -96,7 +96,7 @@ def port_is_free(port: int) -> bool:
 
 def test_serves_the_loaded_model_and_logs_each_request(qtbot, window):
     pick_model(qtbot, window.completion_pane, "tiny-base.gguf")
-    min_width = window.minimumSizeHint().width()
+    min_width, size = window.minimumSizeHint().width(), window.size()
     page = switch(qtbot, window, True)
     server = window.server
     assert server.running and page.message.text() == ""
@@ -105,6 +105,7 @@ def test_serves_the_loaded_model_and_logs_each_request(qtbot, window):
     assert window.server_label.text() == f"Serving on {url}"
     assert page.toggle.text() == "Stop server" and not page.host.isEnabled()
     assert window.minimumSizeHint().width() <= min_width  # the URL in the status bar doesn't widen the window
+    assert window.size() == size
 
     assert served_ids(url) == ["tiny-base"]
     response = httpx.post(f"{url}/v1/completions", timeout=60,
@@ -211,6 +212,20 @@ def test_with_a_key_a_request_without_it_gets_401(qtbot, window, memory_keyring,
     qtbot.waitUntil(lambda: any(r[3] == "401" for r in log_rows(page)), timeout=10_000)
     window.context.flush_settings()
     assert SECRET not in paths.settings_path().read_text(encoding="utf-8")
+
+
+def test_without_a_keyring_the_key_lasts_for_this_session(qtbot, window):
+    keyring.set_keyring(fail.Keyring())
+    window.show_page("server")
+    page = window.server_page
+    page.key.setText(SECRET)
+    page.save_key.click()
+    assert "this session only" in page.message.text() and "this session only" in page.key_status.text()
+    switch(qtbot, window, True)
+    assert httpx.get(f"{window.server.url}/v1/models", timeout=30).status_code == 401
+    assert served_ids(window.server.url, headers={"Authorization": f"Bearer {SECRET}"}) == []
+    page.forget_key.click()
+    assert window.server.api_key() is None and not page.forget_key.isEnabled()
 
 
 def test_turning_it_off_frees_the_port(qtbot, window):

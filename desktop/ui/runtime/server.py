@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +39,18 @@ STATE_KEY = "server"  # ui_state: the models a person left out (their paths)
 PENDING_LIMIT = 2000  # records waiting for the GUI thread; older ones are dropped if it falls behind
 
 
+_NOT_IN_ID = re.compile(r"[\s/\\?#%]")
+_CLI_HINT = re.compile(r"\s*\(--[a-z-]+(?: [A-Z]+)?\)")  # "(--port)", "(--api-key-env VAR)": the CLI's words
+
+
 def one_line(exc: BaseException) -> str:
-    """A refusal or failure as the one line the page shows (never a traceback)."""
-    if isinstance(exc, TandemError):
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"The server could not start: {type(exc).__name__}: {exc}".splitlines()[0]
+    """A refusal or failure as the one line the page shows (never a traceback). The server's refusals are
+    worded for ``tandem serve``; the page has fields where the CLI has flags, so the flags are left out."""
+    if not isinstance(exc, TandemError):
+        return f"The server could not start: {type(exc).__name__}: {exc}".splitlines()[0]
+    text = _CLI_HINT.sub("", str(exc).strip()).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text[:1].upper() + text[1:]
 
 
 class ServerController(QObject):
@@ -62,8 +70,10 @@ class ServerController(QObject):
         self._handle: Any = None  # the running desktop.serve.ServerHandle
         self._started_handle: Any = None  # set by the starting thread, for a shutdown that can't wait
         self._start_call: Call | None = None
+        self._stop_call: Call | None = None
         self._stop_wanted = False
-        self._served: dict[str, Model] = {}
+        self._served: dict[str, Model] = {}  # what the page shows as served
+        self._given: dict[str, Model] = {}  # what the running server was last given
         saved = context.ui_state(STATE_KEY).get("excluded", [])
         self._excluded: set[str] = {p for p in saved if isinstance(p, str)} if isinstance(saved, list) else set()
         self._session_key: str | None = None  # the key, where no OS keyring can hold it
@@ -100,6 +110,7 @@ class ServerController(QObject):
                 continue
             entry = self.context.library_entry(key.path)
             base = entry.name if entry is not None and entry.name else display_name(Path(key.path))
+            base = _NOT_IN_ID.sub("-", base) or "model"  # it sits in URLs: /models/<id>/v1
             model_id, n = base, 1
             while model_id in ids:
                 n += 1
@@ -128,10 +139,13 @@ class ServerController(QObject):
         return {mid: model for mid, path, model in self.candidates() if path not in self._excluded}
 
     def _sync(self) -> None:
+        """Give the server the models it should serve now (those it was last given, if unchanged)."""
         wanted = self._wanted()
-        changed = wanted.keys() != self._served.keys() or any(wanted[k] is not self._served[k] for k in wanted)
         self._served = wanted
-        if changed and self._handle is not None:
+        given = self._given
+        if self._handle is not None and (wanted.keys() != given.keys() or
+                                         any(wanted[k] is not given[k] for k in wanted)):
+            self._given = wanted
             try:
                 self._handle.set_models(dict(wanted))
             except Exception as exc:  # noqa: BLE001 - shown on the page, never raised into a model signal
@@ -172,7 +186,7 @@ class ServerController(QObject):
             return
         s = self.context.settings
         host, port, models = s.server_host, s.server_port, self._wanted()
-        self._served = models
+        self._served = self._given = models
         self.busy, self._stop_wanted, self._started_handle = "starting", False, None
         self._set_error("")
         on_request = self._record
@@ -224,12 +238,14 @@ class ServerController(QObject):
             self.busy = ""
             self._set_error(f"The server did not stop cleanly: {exc}")
 
-        run_in_thread(handle.stop, stopped, failed, name="tandem-server-stop")
+        self._stop_call = run_in_thread(handle.stop, stopped, failed, name="tandem-server-stop")
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """The window is closing: stop now, on this thread, before the models are closed."""
         call, handle = self._start_call, self._handle
         self._handle = None
+        if self._stop_call is not None:  # switched off just before: let it finish before the models close
+            self._stop_call.wait(timeout)
         if handle is None and call is not None:
             call.discard()
             call.wait(timeout)

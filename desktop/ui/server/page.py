@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -61,7 +60,6 @@ class ServerPage(Page):
         layout.addLayout(self._build_form())
         layout.addWidget(self._section("Models served"))
         self.models = ServedModels(server)
-        self.models.setMaximumHeight(150)
         self.models.copied.connect(lambda url: self._say(f"Copied {url}"))
         self.no_models = QLabel(NO_MODELS)
         self.no_models.setObjectName("serverNoModels")
@@ -99,7 +97,6 @@ class ServerPage(Page):
         self.status.setObjectName("serverStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setMinimumWidth(1)  # a long URL must not widen the window
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.copy_url = QPushButton("Copy URL")
         self.copy_url.setObjectName("copyServerUrl")
         self.copy_url.setToolTip("Copy the server's base URL (with one model served, its /v1 is that model's)")
@@ -111,8 +108,10 @@ class ServerPage(Page):
         self.message.setVisible(False)
         row = QHBoxLayout()
         row.addWidget(self.toggle)
-        row.addWidget(self.status, 1)
+        row.addSpacing(6)
+        row.addWidget(self.status)
         row.addWidget(self.copy_url)
+        row.addStretch(1)
         return row
 
     def _build_form(self) -> QFormLayout:
@@ -146,21 +145,23 @@ class ServerPage(Page):
         self.forget_key = QPushButton("Forget key")
         self.forget_key.setObjectName("forgetServerKey")
         self.forget_key.clicked.connect(self._forget_key)
-        self.key_status = QLabel()
+        self.key.setToolTip("Clients send it as “Authorization: Bearer <key>”. A host other than 127.0.0.1 "
+                            "needs one.")
+        self.key_status = QLabel()  # one line beside the buttons (a wrapped label in a form row gets a gap)
         self.key_status.setObjectName("serverKeyStatus")
-        self.key_status.setWordWrap(True)
         self.key_status.setStyleSheet(MUTED_CSS)
+        self.key_status.setMinimumWidth(1)
         key_row = QHBoxLayout()
         key_row.addWidget(self.key, 1)
         key_row.addWidget(self.save_key)
         key_row.addWidget(self.forget_key)
-        key_row.addStretch(1)
+        key_row.addSpacing(6)
+        key_row.addWidget(self.key_status, 1)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Host", where)
         form.addRow("API key", key_row)
-        form.addRow("", self.key_status)
         return form
 
     @staticmethod
@@ -221,7 +222,7 @@ class ServerPage(Page):
         for widget in (self.host, self.port):  # where it listens changes while it is off
             widget.setEnabled(not running and not busy)
         if running:
-            self.status.setText(f"Serving on <a href='{server.url}'>{server.url}</a>")
+            self.status.setText(f"Serving on <b>{server.url}</b>")
             self.status.setToolTip(f"Serving on {server.url}")
         else:
             self.status.setText({"starting": "Starting…", "stopping": "Stopping…"}.get(busy, "Off"))
@@ -243,12 +244,11 @@ class ServerPage(Page):
         ok, _note = self.server.keyring_available()
         has_key = bool(self.server.api_key())
         self.forget_key.setEnabled(has_key)
-        self.key.setPlaceholderText("a key is set (type a new one to replace it)" if has_key
-                                    else "none: any program on this computer may connect")
-        where = "in the OS keyring" if ok else "for this session only: this computer has no OS keyring"
-        self.key_status.setText((f"A key is set, {where}. " if has_key else "")
-                                + "A host other than 127.0.0.1 needs a key; clients send it as "
-                                  "“Authorization: Bearer <key>”.")
+        self.key.setPlaceholderText("a key is set: type one to replace it" if has_key else "none")
+        where = "in the OS keyring" if ok else "for this session only (no OS keyring here)"
+        self.key_status.setText(f"A key is set, {where}: clients must send it." if has_key
+                                else "No key: any program on this computer may connect.")
+        self.key_status.setToolTip(self.key.toolTip())
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

@@ -110,9 +110,9 @@ class RequestLogView(QTableView):
         header = self.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((80, 200, 220, 60, 110, 90)):
+        for column, width in enumerate((80, 260, 220, 60, 110, 90)):
             self.setColumnWidth(column, width)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # routes with a model root are long
         model.rowsAboutToBeInserted.connect(self._note_position)
         model.rowsInserted.connect(self._follow)
         self._at_bottom = True

@@ -65,6 +65,13 @@ class ServedModels(QTreeWidget):
                 self.setItemWidget(item, 3, button)
         finally:
             self._filling = False
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as its rows (up to five), so the request log below gets the rest of the page."""
+        rows = max(1, min(5, self.topLevelItemCount()))
+        row = self.sizeHintForRow(0) if self.topLevelItemCount() else self.fontMetrics().height() + 8
+        self.setFixedHeight(self.header().sizeHint().height() + rows * row + 2 * self.frameWidth() + 2)
 
     def _copy(self, url: str) -> None:
         QGuiApplication.clipboard().setText(url)
