@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "desktop.cli.bench_cmd",
     "desktop.cli.lens_cmds",
     "desktop.cli.endpoint_cmds",
+    "desktop.cli.serve_cmd",
 )
 
 

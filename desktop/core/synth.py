@@ -96,12 +96,14 @@ def write_llama_gguf(
     name: str | None = None,
     chat_template: str | None = None,
     direct_q8_0: bool = False,
+    add_bos: bool = True,
 ) -> Path:
     """Write a random-weight llama GGUF. ``instruct`` adds the ChatML template and makes <|im_end|> the EOS.
 
     ``quant`` is "F32", "F16" or "Q8_0" (matrices only; norms stay F32, as in real quantized files).
     ``direct_q8_0`` (with "Q8_0") draws the Q8_0 blocks themselves, an fp16 scale and 32 int8 values, instead
     of quantizing float weights: I/O-bound, seconds instead of minutes for 1.5B shapes (the benchmarks).
+    ``add_bos=False`` writes a tokenizer that puts no BOS before a text (the server's BOS tests).
     The file is written under a temporary name and renamed when complete: an interrupted write never
     leaves a half-written model behind.
     """
@@ -141,7 +143,7 @@ def write_llama_gguf(
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(tokens.index("<|im_end|>") if instruct else 2)
     writer.add_unk_token_id(0)
-    writer.add_add_bos_token(True)
+    writer.add_add_bos_token(add_bos)  # False: a tokenizer that adds no BOS (SmolLM2, Qwen)
     writer.add_add_eos_token(False)
     if instruct:
         writer.add_chat_template(chat_template or CHATML_TEMPLATE)

@@ -70,6 +70,8 @@ class RunnerCore:
             gpu_layers = 999 if self.offload_supported else 0
         mparams.n_gpu_layers = int(gpu_layers)
         mparams.use_mmap = bool(options.use_mmap)
+        if not _amx_usable():  # llama.cpp's AMX weight layout would SIGILL on the first multi-token batch
+            mparams.use_extra_bufts = False
         model = L.llama_model_load_from_file(path.encode("utf-8"), mparams)
         if not model:
             raise ModelFileError(self._load_failure_reason())
@@ -338,6 +340,22 @@ class RunnerCore:
     def close(self) -> None:
         L.llama_free(self.ctx)
         L.llama_model_free(self.model)
+
+
+def _amx_usable() -> bool:
+    """False on a CPU that reports AMX tiles: in the VMs this project is tested on (Sapphire Rapids hosts,
+    kernel 6.18) the tile permission is granted, yet ``tilezero`` in ggml's AMX kernels dies with SIGILL on
+    every batch of more than one token (scoring, prefill). Without llama.cpp's extra buffer types the plain
+    AVX-512 kernels run. ``TANDEM_AMX=1`` keeps AMX on a host where it works; ``0`` turns it off anywhere."""
+    forced = os.environ.get("TANDEM_AMX")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return "amx_tile" not in flags.split()
 
 
 def _check_context_memory(model, n_ctx: int, offload: bool) -> None:
