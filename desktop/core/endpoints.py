@@ -88,6 +88,41 @@ def keyring_status() -> tuple[bool, str]:
     return True, ""
 
 
+def keyring_get(service: str, name: str) -> str | None:
+    """The secret stored under (service, name), or None (none stored, or no keyring here). The endpoints'
+    keys and the app server's key (the Server page) both go through these three."""
+    ok, _ = keyring_status()
+    if not ok:
+        return None
+    import keyring
+
+    try:
+        return keyring.get_password(service, name) or None
+    except Exception as exc:
+        raise EndpointError(f"The OS keyring could not be read ({type(exc).__name__}).") from None
+
+
+def keyring_set(service: str, name: str, secret: str) -> None:
+    import keyring
+
+    try:
+        keyring.set_password(service, name, secret)
+    except Exception as exc:
+        raise EndpointError(f"The OS keyring refused to store the key ({type(exc).__name__}).") from None
+
+
+def keyring_delete(service: str, name: str) -> None:
+    ok, _ = keyring_status()
+    if not ok:
+        return
+    import keyring
+
+    try:
+        keyring.delete_password(service, name)
+    except Exception:  # nothing stored: nothing to delete
+        pass
+
+
 class EndpointStore:
     """Add, list, look up and remove endpoints. ``settings_path`` None = the user's settings file."""
 
@@ -159,15 +194,7 @@ class EndpointStore:
                 raise EndpointError(f"Endpoint {ep.name!r} reads its API key from ${ep.api_key_env}, which is "
                                     "not set.")
             return value
-        ok, _ = keyring_status()
-        if not ok:
-            return None
-        import keyring
-
-        try:
-            return keyring.get_password(KEYRING_SERVICE, ep.name) or None
-        except Exception as exc:
-            raise EndpointError(f"The OS keyring could not be read ({type(exc).__name__}).") from None
+        return keyring_get(KEYRING_SERVICE, ep.name)
 
     def has_key(self, ep: Endpoint) -> bool:
         try:
@@ -176,23 +203,10 @@ class EndpointStore:
             return False
 
     def _set_key(self, name: str, key: str) -> None:
-        import keyring
-
-        try:
-            keyring.set_password(KEYRING_SERVICE, name, key)
-        except Exception as exc:
-            raise EndpointError(f"The OS keyring refused to store the key ({type(exc).__name__}).") from None
+        keyring_set(KEYRING_SERVICE, name, key)
 
     def _delete_key(self, name: str) -> None:
-        ok, _ = keyring_status()
-        if not ok:
-            return
-        import keyring
-
-        try:
-            keyring.delete_password(KEYRING_SERVICE, name)
-        except Exception:  # nothing stored: nothing to delete
-            pass
+        keyring_delete(KEYRING_SERVICE, name)
 
     def resolve(self, name_or_url: str) -> tuple[str, str | None, str]:
         """(base URL, API key or None, label) for ``--endpoint NAME|URL``."""

@@ -35,6 +35,11 @@ class Settings:
     # Remote inference servers by name: {"name": {"url": ..., "api_key_env": ...}} (desktop.core.endpoints).
     # Never an API key: those live in the OS keyring.
     endpoints: dict[str, Any] = field(default_factory=dict)
+    # The app's own OpenAI-compatible server (the Server page): whether it runs with the window, and where.
+    # Its API key lives in the OS keyring, never here.
+    server_enabled: bool = False
+    server_host: str = "127.0.0.1"
+    server_port: int = 8080  # 0: any free port
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by a newer Tandem
 
     def resolved_models_dir(self) -> Path:
@@ -61,6 +66,11 @@ class Settings:
             raise SettingsError("Default context must be between 128 and 1048576 tokens.")
         if self.theme not in ("system", "light", "dark"):
             raise SettingsError("Theme must be system, light or dark.")
+        if not 0 <= self.server_port <= 65535:
+            raise SettingsError("The server's port must be between 0 (any free port) and 65535.")
+        if not self.server_host or any(c.isspace() or c in "/?#@" for c in self.server_host):
+            raise SettingsError(f"{self.server_host!r} is not a host to serve on: use an address such as "
+                                "127.0.0.1 or 0.0.0.0.")
         return self
 
 

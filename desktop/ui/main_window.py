@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, QEvent, QSize, Qt
+from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -30,6 +30,8 @@ from desktop.ui.compare.compare_pane import ComparePane
 from desktop.ui.completion.completion_pane import CompletionPane
 from desktop.ui.models.models_page import ModelsPage
 from desktop.ui.runtime.context import AppContext
+from desktop.ui.runtime.server import ServerController
+from desktop.ui.server.page import ServerPage
 from desktop.ui.widgets.page import Page
 from desktop.ui.widgets.theme import apply_theme
 
@@ -41,6 +43,7 @@ PAGES = (  # (key, title, tooltip)
     ("completion", "Completion", "A base model continues your text"),
     ("chat", "Chat", "Talk with an instruct model"),
     ("compare", "Compare", "The same prompt through a base model and its instruct sibling"),
+    ("server", "Server", "Serve the loaded models on an OpenAI-compatible API (scripts, lm-eval)"),
 )
 NAV_CSS = ("QListWidget#navigation { border: none; background: palette(alternate-base); padding-top: 6px; }"
            "QListWidget#navigation::item { padding: 4px 8px; border-radius: 6px; margin: 1px 6px; }"
@@ -61,8 +64,10 @@ class MainWindow(QMainWindow):
         self.completion_pane = CompletionPane(context)
         self.chat_pane = ChatPane(context)
         self.compare_pane = ComparePane(context)
+        self.server = ServerController(context, self)  # runs while the window is open (see runtime/server.py)
+        self.server_page = ServerPage(context, self.server)
         self.pages: dict[str, Page] = {"models": self.models_page, "completion": self.completion_pane, "chat": self.chat_pane,
-                      "compare": self.compare_pane}
+                      "compare": self.compare_pane, "server": self.server_page}
 
         self.stack = QStackedWidget()
         self.stack.setObjectName("pages")
@@ -73,7 +78,8 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(20, 20))
         self.nav.setSpacing(2)
         icons = (QStyle.StandardPixmap.SP_DriveHDIcon, QStyle.StandardPixmap.SP_FileDialogDetailedView,
-                 QStyle.StandardPixmap.SP_MessageBoxQuestion, QStyle.StandardPixmap.SP_ToolBarHorizontalExtensionButton)
+                 QStyle.StandardPixmap.SP_MessageBoxQuestion, QStyle.StandardPixmap.SP_ToolBarHorizontalExtensionButton,
+                 QStyle.StandardPixmap.SP_DriveNetIcon)
         for i, ((key, title, tip), icon) in enumerate(zip(PAGES, icons, strict=True)):
             item = QListWidgetItem(self.style().standardIcon(icon), title)
             item.setToolTip(f"{tip} (Ctrl+{i + 1})")
@@ -100,8 +106,10 @@ class MainWindow(QMainWindow):
         context.contextUsage.connect(self._on_usage)
         context.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
         context.settingsChanged.connect(lambda s: apply_theme(s.theme))
+        self.server.stateChanged.connect(self._update_server_status)
         self._update_models_status()
         self._restore_state()
+        QTimer.singleShot(0, self.server.resume)  # it was on when Tandem closed: on again, after the window shows
 
     # --- building --------------------------------------------------------------------------------
 
@@ -116,7 +124,10 @@ class MainWindow(QMainWindow):
         self.rate_label.setObjectName("rateLabel")
         self.context_label = QLabel()
         self.context_label.setObjectName("contextLabel")
-        for label in (self.loaded_label, self.rate_label, self.context_label, self.backend_label):
+        self.server_label = QLabel()
+        self.server_label.setObjectName("serverStatusLabel")
+        self.server_label.setMinimumWidth(1)  # its URL must not widen the window
+        for label in (self.server_label, self.loaded_label, self.rate_label, self.context_label, self.backend_label):
             label.setContentsMargins(8, 0, 8, 0)
             bar.addPermanentWidget(label)
 
@@ -209,6 +220,10 @@ class MainWindow(QMainWindow):
         self.backend_label.setToolTip("Where the loaded models run (CPU, CUDA, Metal, Vulkan)" + (
             ". Prompts to these go over the network: " + ", ".join(remote) if remote else ""))
 
+    def _update_server_status(self) -> None:
+        self.server_label.setText(f"Serving on {self.server.url}" if self.server.running else "")
+        self.server_label.setToolTip("The Server page has its URLs and request log" if self.server.running else "")
+
     def _on_rate(self, source: str, rate: float) -> None:
         if rate > 0:
             self._rates[source] = rate
@@ -278,5 +293,6 @@ class MainWindow(QMainWindow):
             except Exception:  # one page's failure must not keep the others from saving, or the app open
                 log.exception("the %s page failed to shut down cleanly", key)
         self.save_state()
+        self.server.shutdown()  # before the models it serves are closed
         self.context.shutdown()
         super().closeEvent(event)
