@@ -116,3 +116,12 @@ def test_special_tokens_a_model_wrote_are_marked_not_lost(store):
                                   "instruct": {"model": "i", "text": "fine"}})
     assert json.loads(export_json(store, "compare", run))["special_tokens"] == {"base": [[1, 6, "<eos>"]]}
     assert "`<eos>`" in export_markdown(store, "compare", run)
+
+
+def test_compare_panes_own_markdown_names_the_special_tokens_of_each_output():
+    from desktop.compare.record import run_to_markdown
+
+    md = run_to_markdown({"prompt": "p", "base": {"model": "b.gguf", "text": "Photo<start_of_image>"},
+                          "instruct": {"model": "i.gguf", "text": "fine"}}, "Run")
+    assert "```text\nPhoto<start_of_image>\n```" in md  # verbatim, not lost
+    assert md.count("_Special tokens in this text (model markers, not words): `<start_of_image>`._") == 1
