@@ -87,3 +87,41 @@ def test_bad_imports_are_refused_and_write_nothing(store, payload, message):
 def test_unreadable_file_is_a_clean_error(store, tmp_path):
     with pytest.raises(HistoryError, match="Could not read"):
         import_json(store, tmp_path / "missing.json")
+
+
+def test_special_tokens_a_model_wrote_are_marked_not_lost(store):
+    """Markdown would read "<start_of_image>" as an HTML tag and hide it: a reply's are code spans (not
+    inside its own code blocks), a verbatim text gets a line naming them, and JSON lists their spans."""
+    chat_id = store.create_chat("Markers", model="gemma")
+    store.add_message(chat_id, "user", "Say <bos>")
+    reply = "A photo <start_of_image> here.\n```\nraw <|im_end|>\n```\n<|im_end|>"
+    store.add_message(chat_id, "assistant", reply)
+    md = export_markdown(store, "chat", chat_id)
+    assert "Say <bos>" in md  # the person's text is theirs
+    assert "A photo `<start_of_image>` here." in md and "\nraw <|im_end|>\n" in md and "\n`<|im_end|>`" in md
+    data = json.loads(export_json(store, "chat", chat_id))
+    assert "special_tokens" not in data["messages"][0]
+    first, last = reply.index("<|im_end|>"), reply.rindex("<|im_end|>")
+    assert data["messages"][1]["special_tokens"] == [[8, 24, "<start_of_image>"], [first, first + 10, "<|im_end|>"],
+                                                      [last, last + 10, "<|im_end|>"]]
+    item = import_json(store, data)  # the spans don't get in the way of an import
+    assert store.get_chat(item.id).messages[1].content == store.get_chat(chat_id).messages[1].content
+
+    doc = store.save_document("Once<start_of_image> upon<start_of_image>", title="Doc")
+    md = export_markdown(store, "document", doc)
+    assert md.rstrip().endswith("_Special tokens in this text (model markers, not words): `<start_of_image>` ×2._")
+    assert json.loads(export_json(store, "document", doc))["special_tokens"] == [
+        [4, 20, "<start_of_image>"], [25, 41, "<start_of_image>"]]
+    run = store.save_compare_run({"prompt": "p", "base": {"model": "b", "text": "x<eos>"},
+                                  "instruct": {"model": "i", "text": "fine"}})
+    assert json.loads(export_json(store, "compare", run))["special_tokens"] == {"base": [[1, 6, "<eos>"]]}
+    assert "`<eos>`" in export_markdown(store, "compare", run)
+
+
+def test_compare_panes_own_markdown_names_the_special_tokens_of_each_output():
+    from desktop.compare.record import run_to_markdown
+
+    md = run_to_markdown({"prompt": "p", "base": {"model": "b.gguf", "text": "Photo<start_of_image>"},
+                          "instruct": {"model": "i.gguf", "text": "fine"}}, "Run")
+    assert "```text\nPhoto<start_of_image>\n```" in md  # verbatim, not lost
+    assert md.count("_Special tokens in this text (model markers, not words): `<start_of_image>`._") == 1

@@ -12,9 +12,12 @@ from pathlib import Path
 from desktop.cli.engine_cmds import UsageError, add_load_flags, positive_int
 from desktop.core.errors import ExperimentError, LibraryError
 
-CONTEXT_HELP = ("base model context: the plain query (default, as the paper), --urial for the URIAL code's "
-                "'# Query:' ... '# Answer:' wrapper, --icl for the in-context alignment preset (preamble + "
-                "3 examples) before the wrapper")
+# The CLI's names for the base model's context; "template" is the lens's CHAT_CONTEXT ("chat").
+BASE_CONTEXTS = {"plain": "plain", "urial": "urial", "icl": "icl", "template": "chat"}
+CONTEXT_HELP = ("what the base model reads before the answer: plain (the query, as the paper; default), urial "
+                "(the URIAL code's '# Query:' ... '# Answer:' wrapper), icl (the in-context alignment preset: "
+                "preamble + 3 examples, then the wrapper) or template (the query through the base model's own "
+                "chat template: the same file on both sides then gives exactly 100 %% unshifted)")
 
 
 def model_path(text: str) -> str:
@@ -38,18 +41,20 @@ def model_path(text: str) -> str:
 
 
 def _context(args: argparse.Namespace) -> str:
-    return "icl" if args.icl else "urial" if args.urial else "plain"
+    return BASE_CONTEXTS[args.base_context or ("icl" if args.icl else "urial" if args.urial else "plain")]
 
 
 def _load_pair(args: argparse.Namespace):
-    """Load both models (in parallel) and refuse at once unless they share a vocabulary."""
+    """Load both models (in parallel) and refuse at once unless they share a vocabulary (and the base model
+    has the chat template its context may ask for)."""
     from desktop.cli.compare_cmds import _load_both
-    from desktop.lens.analyze import require_sibling
+    from desktop.lens.analyze import require_context, require_sibling
 
     args.base, args.instruct = model_path(args.base), model_path(args.instruct)
     base, instruct = _load_both(args)
     try:
         require_sibling(base, instruct)
+        require_context(base, _context(args))
     except Exception:
         base.close()
         instruct.close()
@@ -62,8 +67,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instruct", required=True, metavar="MODEL",
                    help="its instruct sibling (same vocabulary): a path or a library name")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--urial", action="store_true", help=CONTEXT_HELP)
-    how.add_argument("--icl", action="store_true", help="see --urial")
+    how.add_argument("--base-context", choices=tuple(BASE_CONTEXTS), default=None, help=CONTEXT_HELP)
+    how.add_argument("--urial", action="store_true", help="short for --base-context urial")
+    how.add_argument("--icl", action="store_true", help="short for --base-context icl")
     p.add_argument("--system", default=None, metavar="S", help="system prompt for the instruct model")
     p.add_argument("--max-tokens", type=positive_int, default=256, help="answer length limit (default 256)")
     p.add_argument("--top-k", type=positive_int, default=20,

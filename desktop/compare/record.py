@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.compare.analysis import Surprise, describe_ratio, overlap
+from desktop.core.special_tokens import summary_line
 from desktop.engine.types import (
     FINISH_WORDS,
     FinalEvent,
@@ -215,7 +216,7 @@ def run_to_markdown(data: dict[str, Any], title: str = "") -> str:
         lines += [f"## {name.title()}{': `' + model + '`' if model else ''} — {how}", ""]
         if side.get("input"):
             lines += ["Exact input:", "", _fence(str(side["input"])), ""]
-        lines += ["Output:", "", _fence(str(side.get("text", ""))), ""]
+        lines += ["Output:", "", _fence(str(side.get("text", ""))), "", *filter(None, [summary_line(str(side.get("text", "")))]), ""]
         if side.get("error"):
             lines += [f"Error: {side['error']}", ""]
         lines += [f"_{_stats_line(side)}_", ""]

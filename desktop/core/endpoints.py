@@ -172,8 +172,10 @@ class EndpointStore:
                 raise EndpointError(note)
         elif api_key_env:
             env_kept = api_key_env
-        else:
-            self._delete_key(name)  # a re-added endpoint without a key must not use an old one
+        if not api_key or env_kept:
+            # No key to store (or it lives in an environment variable now): a key stored before must not stay
+            # behind in the keyring, unused but readable, once the endpoint reads its key from elsewhere.
+            self._delete_key(name)
         endpoints = self._raw()
         endpoints[name] = {"url": url, **({"api_key_env": env_kept} if env_kept else {})}
         self._save(endpoints)

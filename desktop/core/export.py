@@ -4,6 +4,11 @@ Markdown is for people (a readable transcript); JSON is for Tandem (every field,
 item exactly: roles, texts, model, system prompt, the pane's settings). The JSON carries a format marker and
 a version so a file from another program, or from a newer Tandem, is refused with a clear message instead of
 half-imported.
+
+Special tokens a model wrote (``<start_of_image>``, ``<|im_end|>``: ``core.special_tokens``) are marked, not
+lost: in Markdown a reply's are code spans (a renderer would take them for HTML tags and hide them) and a text
+shown verbatim gets a line naming them; in JSON each text carries ``special_tokens``, its [start, end, text]
+spans in code points (an import ignores them: they are found again from the text).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from desktop.core.errors import HistoryError
 from desktop.core.history import ROLES, Chat, CompareRun, Document, HistoryItem, HistoryStore, Kind
 from desktop.core.settings import atomic_write_text
+from desktop.core.special_tokens import mark_in_markdown, special_spans, summary_line
 
 FORMAT = "tandem-history"
 FORMAT_VERSION = 1
@@ -33,14 +39,17 @@ def chat_to_markdown(chat: Chat) -> str:
         heading = _ROLE_TITLES.get(message.role, message.role.title())
         if not message.complete:
             heading += " (unfinished)"
-        lines += [f"## {heading}", "", message.content.strip() or "_(empty)_", ""]
+        content = message.content.strip()
+        if message.role == "assistant":
+            content = mark_in_markdown(content)
+        lines += [f"## {heading}", "", content or "_(empty)_", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def document_to_markdown(document: Document) -> str:
     """The document's exact text in a fence, so whitespace and stray Markdown survive a round trip."""
     return "\n".join([f"# {document.title}", "", _byline(document.model, document.updated_at), "",
-                      _fenced(document.text)]) + "\n"
+                      _fenced(document.text), *_special_note(document.text)]) + "\n"
 
 
 def compare_run_to_markdown(run: CompareRun) -> str:
@@ -52,14 +61,24 @@ def compare_run_to_markdown(run: CompareRun) -> str:
     for side in ("base", "instruct"):
         part = data.get(side)
         if isinstance(part, dict):
+            text = str(part.get("text", ""))
             lines += [f"## {side.title()}: {part.get('model', '')}".rstrip(": "), "",
-                      _fenced(str(part.get("text", ""))), ""]
+                      _fenced(text), *_special_note(text), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _byline(model: str, when: float) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
     return f"_{'Model: `' + model + '` · ' if model else ''}{stamp} · exported from Tandem_"
+
+
+def _special_note(text: str) -> list[str]:
+    line = summary_line(text)
+    return ["", line] if line else []
+
+
+def _spans(text: str) -> list[list]:
+    return [[start, end, token] for start, end, token in special_spans(text)]
 
 
 def _fenced(text: str) -> str:
@@ -79,20 +98,25 @@ def chat_to_json(chat: Chat) -> dict[str, Any]:
         "format": FORMAT, "version": FORMAT_VERSION, "kind": "chat",
         "title": chat.title, "model": chat.model, "system_prompt": chat.system_prompt,
         "created_at": chat.created_at, "updated_at": chat.updated_at, "meta": chat.meta,
-        "messages": [{"role": m.role, "content": m.content, "complete": m.complete, "meta": m.meta}
+        "messages": [{"role": m.role, "content": m.content, "complete": m.complete, "meta": m.meta,
+                      **({"special_tokens": _spans(m.content)} if m.role == "assistant" and _spans(m.content)
+                         else {})}
                      for m in chat.messages],
     }
 
 
 def document_to_json(document: Document) -> dict[str, Any]:
     return {"format": FORMAT, "version": FORMAT_VERSION, "kind": "document", "title": document.title,
-            "model": document.model, "text": document.text, "created_at": document.created_at,
-            "updated_at": document.updated_at, "meta": document.meta}
+            "model": document.model, "text": document.text, "special_tokens": _spans(document.text),
+            "created_at": document.created_at, "updated_at": document.updated_at, "meta": document.meta}
 
 
 def compare_run_to_json(run: CompareRun) -> dict[str, Any]:
+    sides = {side: _spans(str(run.data[side].get("text", ""))) for side in ("base", "instruct")
+             if isinstance(run.data.get(side), dict)}
     return {"format": FORMAT, "version": FORMAT_VERSION, "kind": "compare", "title": run.title,
-            "data": run.data, "created_at": run.created_at, "updated_at": run.updated_at}
+            "data": run.data, "special_tokens": {side: spans for side, spans in sides.items() if spans},
+            "created_at": run.created_at, "updated_at": run.updated_at}
 
 
 # --- from the store -----------------------------------------------------------------------------

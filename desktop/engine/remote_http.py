@@ -4,7 +4,8 @@ Every request to an inference server goes through ``Transport``: it refuses a no
 mode *before* any DNS lookup (the host is checked as text: a literal loopback address or ``localhost``),
 turns every HTTP failure into one of the ``RemoteError`` kinds with a one-line message that names the
 endpoint (never the API key), and reads SSE or NDJSON line by line. ``cancel()`` shuts the socket down, so a
-reader blocked on a stalled server wakes at once instead of waiting for a timeout.
+reader blocked on a stalled server wakes at once instead of waiting for a timeout; a ``StreamCancel`` does the
+same for a server that stalls before sending its headers (the socket is caught as it connects).
 """
 
 from __future__ import annotations
@@ -139,21 +140,34 @@ class Transport:
         self.host = parts.netloc
         self.where = f"the server at {self.host}"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, trust_env=False,
-                                    timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, trust_env=False, timeout=timeout)
+        # Streams get a connection of their own each (no keep-alive): the trace hook then sees it connect and a
+        # StreamCancel holds its socket before any header arrives. A loopback/LAN connect costs well under a
+        # millisecond beside a generation.
+        self._stream_client = httpx.Client(base_url=self.base_url, headers=headers, trust_env=False,
+                                           timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
 
     def close(self) -> None:
         self._client.close()
+        self._stream_client.close()
 
-    def _send(self, method: str, path: str, body: Any, model: str, stream: bool) -> httpx.Response:
+    def _send(self, method: str, path: str, body: Any, model: str, stream: bool,
+              cancel: StreamCancel | None = None) -> httpx.Response:
         check_allowed(self.base_url, self._offline)  # offline may have been switched on since
+        client = self._stream_client if cancel is not None else self._client
         try:
-            request = self._client.build_request(method, path, json=body)
+            extensions = {"trace": cancel.trace} if cancel is not None else None
+            request = client.build_request(method, path, json=body, extensions=extensions)
             try:
-                response = self._client.send(request, stream=stream)
+                if cancel is not None and cancel.is_set():
+                    raise StreamCancelled()
+                response = client.send(request, stream=stream)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if cancel is not None and cancel.is_set():
+                    raise StreamCancelled() from None  # our own shutdown, not a stale connection
                 # a pooled keep-alive connection the server has closed meanwhile: once more, on a new one
-                response = self._client.send(request, stream=stream)
+                response = client.send(request, stream=stream)
         except httpx.TimeoutException:
             raise ServerUnreachable(f"{self.where} did not answer in time; is it overloaded or down?") from None
         except httpx.HTTPError as exc:
@@ -194,8 +208,60 @@ class Transport:
         except (ValueError, UnicodeDecodeError):
             raise ServerProtocolError(f"{self.where} sent something that is not JSON from {path}.") from None
 
-    def open_stream(self, path: str, body: Any, *, model: str = "", ndjson: bool = False) -> LineStream:
-        return LineStream(self._send("POST", path, body, model, stream=True), self.where, ndjson)
+    def open_stream(self, path: str, body: Any, *, model: str = "", ndjson: bool = False,
+                    cancel: StreamCancel | None = None) -> LineStream:
+        """The reply's lines. With ``cancel``, ``cancel.set()`` from another thread ends the request even
+        while the server has not sent its headers yet (``StreamCancelled`` is raised here then)."""
+        cancel = cancel or StreamCancel()
+        return LineStream(self._send("POST", path, body, model, stream=True, cancel=cancel), self.where, ndjson)
+
+
+class StreamCancelled(RemoteError):
+    """The stream was stopped before the server answered (raised to the reader thread, never shown)."""
+
+    def __init__(self) -> None:
+        super().__init__("The request was stopped before the server answered.")
+
+
+class StreamCancel:
+    """A streamed request's Stop, good before its reply starts: httpcore's trace hook hands over the socket
+    as the request connects, and ``set()`` shuts it down, which wakes a send blocked waiting for headers (a
+    server that stalls there would otherwise hold the reader thread for the whole read timeout)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def trace(self, name: str, info: dict) -> None:
+        if name != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sock = sock
+            stopped = self._event.is_set()
+        if stopped:  # Stop came while it connected
+            _shutdown(sock)
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv; close alone does not
+    except OSError:
+        pass
 
 
 class LineStream:
@@ -213,10 +279,7 @@ class LineStream:
         stream = self._response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
         if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shutdown(sock)
 
     def close(self) -> None:
         try:

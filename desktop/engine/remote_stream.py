@@ -2,7 +2,7 @@
 
 A background thread reads the server's SSE/NDJSON lines and parses them into token events; the caller
 iterates. ``cancel()`` ends the stream at once (the reader polls every 50 ms) and shuts the socket down, so
-a stalled server can't hold the thread. A reply cut short ends with an error that says how many tokens
+a stalled server can't hold the thread, before its headers (``StreamCancel``) as after them. A reply cut short ends with an error that says how many tokens
 arrived, and the partial text stays in ``final.text``.
 """
 
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from desktop.core.errors import RemoteError, ServerUnreachable
 from desktop.engine.model import StreamLoop
 from desktop.engine.remote_engines import ParseState, Request
+from desktop.engine.remote_http import StreamCancel
 from desktop.engine.types import FinalEvent, GenerationStats, TokenEvent
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class RemoteStream(StreamLoop):
         self._model = model
         self._queue: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
+        self._request_cancel = StreamCancel()  # stops the request while it still waits for headers
         self._lines = None
         self.final: FinalEvent | None = None
         self._text: list[str] = []
@@ -44,7 +46,7 @@ class RemoteStream(StreamLoop):
     def _run(self, request: Request) -> None:
         try:
             lines = self._model._t.open_stream(request.path, request.body, model=self._model.model_id,
-                                               ndjson=request.ndjson)
+                                               ndjson=request.ndjson, cancel=self._request_cancel)
             self._lines = lines
             if self._cancel.is_set():
                 lines.cancel()
@@ -84,6 +86,7 @@ class RemoteStream(StreamLoop):
     def cancel(self) -> None:
         if self.final is None:
             self._cancel.set()
+            self._request_cancel.set()
             if self._lines is not None:
                 self._lines.cancel()
 

@@ -84,7 +84,7 @@ class Settings:
     base: str
     instruct: str
     vocab_id: str
-    context: str  # "plain" | "urial" | "icl"
+    context: str  # "plain" | "urial" | "icl" | "chat" (the base model's own chat template)
     temperature: float
     seed: int
     max_tokens: int
@@ -168,13 +168,15 @@ class Experiment:
 
     def run(self, base, instruct, progress: Callable[[Progress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Path:
-        """Run every prompt without a record; returns the report's path (report.md). A prompt the engine
-        refuses (too long, say) is reported with its reason and left without a record, so a later run
-        tries it again. ``should_stop`` is polled between tokens: a stopped run writes its report over what
+        """Run every prompt without a record; returns the report's path (report.md). A part of a prompt
+        that fails is named in its record (``analyze.run_prompt``); a prompt of which nothing could be done
+        (too long for both models, say) is reported with its reason and left without a record, so a later
+        run tries it again. ``should_stop`` is polled between tokens: a stopped run writes its report over what
         is done and leaves the rest for the next run."""
         from desktop.lens import report
 
         analyze.require_sibling(base, instruct)
+        analyze.require_context(base, self.settings.context)
         self.prepare()
         done = self.done_indices()
         skipped = len(done)

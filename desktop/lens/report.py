@@ -134,6 +134,9 @@ def _markdown(settings: dict, summary: dict, records: list[dict], missing: list[
         lines.append(f"- **{_md_cell(pid, 20)} failed:** {_md_cell(reason, 200)}")
     if failures:
         lines.append("")
+    partial = _partial_lines(records)
+    if partial:
+        lines += ["**Partly measured** (the other parts of these prompts are in the figures):", "", *partial, ""]
     lines += ["## Class shares", "", "| pair | unshifted | marginal | shifted |", "|---|---|---|---|",
               f"| **this pair** (pooled over tokens) | {_pct(s['unshifted'])} | {_pct(s['marginal'])} | "
               f"{_pct(s['shifted'])} |"]
@@ -177,6 +180,19 @@ def _markdown(settings: dict, summary: dict, records: list[dict], missing: list[
                      f"{_md_cell(' '.join(repr(x) for x in first), 40)} | {cross['own']} / {cross['other']} |")
     lines += ["", "Every token, both answers and the settings are in `results.json`.", ""]
     return "\n".join(lines)
+
+
+def _partial_lines(records: list[dict]) -> list[str]:
+    """A line per part of a prompt that failed (with its reason) or was scored only in its beginning."""
+    lines = []
+    for r in records:
+        pid = _md_cell(r["id"], 20)
+        for name, reason in (r.get("failed") or {}).items():
+            lines.append(f"- **{pid}**, {name} failed: {_md_cell(reason, 200)}")
+        for name, c in (r.get("cut") or {}).items():
+            lines.append(f"- **{pid}**, {name}: cut, its first {c['scored']} of {c['of']} tokens scored "
+                         "(the rest did not fit the context)")
+    return lines
 
 
 def _plots(plot_dir: Path, summary: dict, records: list[dict]) -> tuple[dict[str, str], str]:

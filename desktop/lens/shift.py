@@ -30,6 +30,7 @@ CONTEXT_NOTES = {
     "plain": "the plain query, as in the paper",
     "urial": "the URIAL code's '# Query:' ... '# Answer:' wrapper around the query",
     "icl": "the in-context alignment preset (preamble + 3 examples) and the '# Query:' wrapper",
+    "chat": "the query through its own chat template, as the instruct side read it",
 }
 
 

@@ -33,7 +33,7 @@ from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.server import ServerController
 from desktop.ui.server.page import ServerPage
 from desktop.ui.widgets.page import Page
-from desktop.ui.widgets.theme import apply_theme
+from desktop.ui.widgets.theme import apply_theme, compare_icon
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class MainWindow(QMainWindow):
                  QStyle.StandardPixmap.SP_MessageBoxQuestion, QStyle.StandardPixmap.SP_ToolBarHorizontalExtensionButton,
                  QStyle.StandardPixmap.SP_DriveNetIcon)
         for i, ((key, title, tip), icon) in enumerate(zip(PAGES, icons, strict=True)):
-            item = QListWidgetItem(self.style().standardIcon(icon), title)
+            item = QListWidgetItem(compare_icon(self.palette()) if key == "compare" else self.style().standardIcon(icon),
+                                   title)
             item.setToolTip(f"{tip} (Ctrl+{i + 1})")
             item.setSizeHint(QSize(138, 40))
             self.nav.addItem(item)
@@ -285,6 +286,7 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.PaletteChange:  # a theme switch: the navigation's style sheet took
             self.nav.setStyleSheet("")                # its palette() colours when it was applied; again
             self.nav.setStyleSheet(NAV_CSS)
+            self.nav.item([k for k, _, _ in PAGES].index("compare")).setIcon(compare_icon(self.palette()))  # drawn in its colours
 
     def closeEvent(self, event) -> None:
         for key, page in self.pages.items():

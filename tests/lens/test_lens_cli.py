@@ -161,3 +161,67 @@ def test_score_top_k_prints_ranks(tiny_base):
     for t in tokens:  # a token inside the top-4 has its place there as its rank
         ids = [a["token_id"] for a in t["top"]]
         assert t["rank"] == ids.index(t["token_id"]) + 1 if t["token_id"] in ids else t["rank"] > 4
+
+
+def test_base_context_template_on_the_same_file_is_exactly_all_unshifted(tiny_base, tiny_instruct, tmp_path):
+    """The self-check Compare offers, from the CLI: the base side reads its own chat template."""
+    both = ("--base", str(tiny_instruct), "--instruct", str(tiny_instruct), "--threads", "1")
+    r = tandem("shift", *both, "--max-tokens", "12", "--base-context", "template", "--json", "List three colours.")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["context"] == "chat" and out["shares"]["n"] > 0 and out["shares"]["unshifted"] == 100.0
+    prompts = tmp_path / "set.txt"
+    prompts.write_text("List three colours.\nWho won the world cup?\n")
+    r = tandem("experiment", *both, "--max-tokens", "12", "--base-context", "template", "--prompts", str(prompts),
+               "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert results["settings"]["context"] == "chat" and len(results["records"]) == 2
+    assert results["summary"]["shares"]["unshifted"] == 100.0 and results["summary"]["tokens"] > 0
+    # a base model without a chat template can't read one: refused in one line, before any prompt runs
+    r = tandem("shift", "--base", str(tiny_base), "--instruct", str(tiny_instruct),
+               "--threads", "1", "--base-context", "template", "hello")
+    assert r.returncode == 1 and r.stderr.startswith("tandem: error: ") and "no chat template" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = tandem("shift", *both, "--urial", "--base-context", "icl", "hello")
+    assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+def test_a_base_answer_that_retokenizes_longer_is_scored_by_its_ids_and_parts_degrade(tiny_base, tiny_instruct,
+                                                                                      tmp_path):
+    """Issue 22 item 7. On this random-vocabulary pair the base model's 200-token answer to "the king"
+    re-tokenizes (from its text) to ~270 tokens: scoring the text overflowed a 256-token context and the
+    whole prompt failed. Scored by its ids it fits; a long system prompt then leaves the instruct model room
+    for only the answer's beginning ("cut"); the ICL preset doesn't fit at all, so the base's parts fail by
+    name while the instruct answer is kept."""
+    from desktop.engine import LoadOptions, load_model
+
+    prompts = tmp_path / "set.txt"
+    prompts.write_text("the king\n")
+    pair = ("--base", str(tiny_base), "--instruct", str(tiny_instruct), "--threads", "1", "--ctx", "256",
+            "--max-tokens", "200", "--prompts", str(prompts))
+    r = tandem("experiment", *pair, "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "e" / "results.json").read_text())["records"][0]
+    assert rec["base"]["n_tokens"] == 200 and "failed" not in rec
+    with load_model(tiny_base, LoadOptions(threads=1, n_ctx=1024)) as base:
+        assert base.count_tokens("the king" + rec["base"]["text"]) > 256  # the case: its text is longer
+    assert rec["cross"]["base_answer"]["own"] is not None and rec["cross"]["base_answer"]["other"] is not None
+
+    r = tandem("experiment", *pair, "--system", "the queen " * 20, "--out", str(tmp_path / "cut"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "cut" / "results.json").read_text())["records"][0]
+    cut = rec["cut"]["base answer under the instruct model"]
+    assert 0 < cut["scored"] < cut["of"] == 200 and rec["cross"]["base_answer"]["other"] is not None
+    report = (tmp_path / "cut" / "report.md").read_text()
+    assert f"base answer under the instruct model: cut, its first {cut['scored']} of 200 tokens" in report
+
+    r = tandem("experiment", *pair, "--icl", "--out", str(tmp_path / "icl"))
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "icl" / "results.json").read_text())
+    rec = results["records"][0]
+    assert rec["instruct"]["n_tokens"] > 0 and rec["base"] is None and results["failed"] == {}
+    assert set(rec["failed"]) == {"token shift (instruct answer under the base model)", "base answer"}
+    assert all("context holds 256" in why for why in rec["failed"].values())
+    assert rec["cross"]["instruct_answer"]["own"] is not None and rec["shift"]["shares"]["n"] == 0
+    assert "**1**, base answer failed: The prompt is" in (tmp_path / "icl" / "report.md").read_text()

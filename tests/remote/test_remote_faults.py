@@ -142,6 +142,39 @@ def test_stalled_server_cancel_ends_the_stream_within_200ms(srv):
     assert not stream._thread.is_alive()
 
 
+@pytest.mark.parametrize("when", ["at once", "after 300 ms"])
+def test_a_server_that_stalls_before_its_headers_frees_the_reader_at_stop(srv, when):
+    """Issue 22 item 10c: the request is sent and the server never answers (no status line, no headers).
+    Stop must end the stream and the reader thread at once, not after the 600 s read timeout."""
+    arrived = threading.Event()
+
+    def silent(r):
+        arrived.set()
+        srv.release.wait(30)  # no headers, nothing
+    srv.routes[("POST", "/v1/completions")] = silent
+    m = connect(srv.url, offline=False, verify=False)
+    stream = m.complete("x", P)
+    if when == "at once":
+        stream.cancel()
+    else:
+        assert arrived.wait(10)
+        threading.Timer(0.3, stream.cancel).start()
+    t0 = time.monotonic()
+    final = stream.next_event()
+    assert final.finish_reason == "cancelled" and final.error is None
+    stream._thread.join(2)
+    assert not stream._thread.is_alive(), "the reader still waits on the silent server"
+    assert time.monotonic() - t0 < 2.5
+    # the endpoint still works afterwards (the model's other requests are untouched)
+    def complete(r):
+        r.sse_start()
+        r.sse(completion_chunk("Hi", -0.1, finish="stop"))
+        r.raw(b"data: [DONE]\n\n")
+    srv.routes[("POST", "/v1/completions")] = complete
+    tokens, final = drain(m.complete("x", P))
+    assert final.finish_reason == "stop" and [t.text for t in tokens] == ["Hi"]
+
+
 @pytest.mark.parametrize("payload,what", [
     (b"data: {not json\n\n", "malformed JSON"),
     (b"<html>502 Bad Gateway</html>\n", "not server-sent events"),

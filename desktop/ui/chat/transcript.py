@@ -2,11 +2,17 @@
 
 A streaming reply is appended as plain text (cheap, incremental); when it ends it is replaced by its
 Markdown rendering. ``toPlainText()`` reads as the conversation: "You", the message, "Assistant", the reply.
-Raw HTML in a reply is not interpreted (a model's output must never become active content).
+Raw HTML in a reply is not interpreted (a model's output must never become active content). A special
+token the model wrote (``<start_of_image>``) is styled as the exact-inputs view styles it, and the role
+titles take the theme's colours again when it changes.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+from PySide6.QtCore import QEvent
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -19,11 +25,15 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
+from desktop.core.special_tokens import DEFAULT_PATTERN, special_token_pattern
 from desktop.ui.widgets.theme import is_dark
+from desktop.ui.widgets.token_format import apply_special
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 _MARKDOWN = QTextDocument.MarkdownFeature(QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
                                           | QTextDocument.MarkdownFeature.MarkdownNoHTML.value)
+_ROLE_PROPERTY = 0x100200  # QTextFormat.UserProperty + n: a title's role, to recolour it on a theme change
+_SPECIAL_PROPERTY = 0x100201  # a special token's format
 
 
 class ChatTranscript(QTextBrowser):
@@ -35,7 +45,60 @@ class ChatTranscript(QTextBrowser):
         self.setOpenLinks(True)
         self.setUndoRedoEnabled(False)
         self._reply_start: int | None = None
+        self._special: re.Pattern[str] = DEFAULT_PATTERN
         self.document().setDocumentMargin(12)
+
+    def set_special_tokens(self, texts: Iterable[str]) -> None:
+        """Add a model's own special-token texts (its BOS/EOS) to the generic marker shapes."""
+        self._special = special_token_pattern(texts)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # a theme switch: the titles' colours were set for the old one
+            self._recolor()
+
+    def _role_color(self, role: str) -> QColor:
+        dark = is_dark(self)  # the role colours, light enough to read on a dark page
+        accent = {"user": QColor("#63c497" if dark else "#2e7d5b"),
+                  "assistant": QColor("#86a5f5" if dark else "#3d5fb8")}.get(role)
+        return accent or self.palette().color(QPalette.ColorRole.PlaceholderText)
+
+    def _recolor(self) -> None:
+        """Give every title and special token the current theme's colours (their formats hold colours)."""
+        dark = is_dark(self)
+        cursor = QTextCursor(self.document())
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                fmt = frag.charFormat()
+                if fmt.hasProperty(_ROLE_PROPERTY) or fmt.hasProperty(_SPECIAL_PROPERTY):
+                    if fmt.hasProperty(_ROLE_PROPERTY):
+                        fmt.setForeground(self._role_color(str(fmt.property(_ROLE_PROPERTY))))
+                    else:
+                        fmt.clearBackground()
+                        apply_special(fmt, dark)
+                    cursor.setPosition(frag.position())
+                    cursor.setPosition(frag.position() + frag.length(), QTextCursor.MoveMode.KeepAnchor)
+                    cursor.setCharFormat(fmt)
+                it += 1
+            block = block.next()
+
+    def _style_special(self, start: int, end: int) -> None:
+        """Style the special tokens in document positions [start, end) (a model's reply)."""
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        part = cursor.selectedText()  # one character per position (a block break is U+2029)
+        dark = is_dark(self)
+        for m in self._special.finditer(part):
+            lo = start + len(part[:m.start()].encode("utf-16-le")) // 2
+            cursor.setPosition(lo)
+            cursor.setPosition(lo + len(m.group().encode("utf-16-le")) // 2, QTextCursor.MoveMode.KeepAnchor)
+            fmt = QTextCharFormat()
+            fmt.setProperty(_SPECIAL_PROPERTY, True)
+            cursor.mergeCharFormat(apply_special(fmt, dark))
 
     # --- building blocks -------------------------------------------------------------------------
 
@@ -52,10 +115,8 @@ class ChatTranscript(QTextBrowser):
         block.setBottomMargin(2)
         fmt = QTextCharFormat()
         fmt.setFontWeight(QFont.Weight.Bold)
-        dark = is_dark(self)  # the role colours, light enough to read on a dark page
-        accent = {"user": QColor("#63c497" if dark else "#2e7d5b"),
-                  "assistant": QColor("#86a5f5" if dark else "#3d5fb8")}.get(role)
-        fmt.setForeground(accent or self.palette().color(QPalette.ColorRole.PlaceholderText))
+        fmt.setForeground(self._role_color(role))
+        fmt.setProperty(_ROLE_PROPERTY, role)
         if empty:
             cursor.setBlockFormat(block)
             cursor.setBlockCharFormat(fmt)
@@ -81,7 +142,9 @@ class ChatTranscript(QTextBrowser):
         """A finished message: the user's text as typed, the assistant's rendered as Markdown."""
         cursor = self._header(role)
         if role == "assistant":
+            start = cursor.position()
             self._insert_markdown(cursor, content)
+            self._style_special(start, cursor.position())
         else:
             cursor.insertText(content)
         self._insert_note(cursor, note)
@@ -111,7 +174,10 @@ class ChatTranscript(QTextBrowser):
             return
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
-        self._end_cursor().insertText(text, QTextCharFormat())
+        cursor = self._end_cursor()
+        cursor.insertText(text, QTextCharFormat())
+        # the line so far: a marker may arrive in two pieces
+        self._style_special(max(self._reply_start, cursor.block().position()), cursor.position())
         if at_bottom:
             bar.setValue(bar.maximum())
 
@@ -125,6 +191,7 @@ class ChatTranscript(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
         self._insert_markdown(cursor, text)
+        self._style_special(self._reply_start, cursor.position())
         self._insert_note(cursor, note)
         self._reply_start = None
         self._scroll_to_end()

@@ -48,7 +48,9 @@ class EndpointsDialog(QDialog):
         self.store = store or context.endpoint_store()
         self.editing: Endpoint | None = None  # the saved endpoint the form edits (None: a new one)
         self._test_call = None
+        self._refreshing = False  # "Refresh models" waits for the endpoints' answer
         self.keyring_ok, self.keyring_note = keyring_status()
+        context.remote.changed.connect(self._on_remote_listed)  # a method: it goes with this dialog
 
         intro = QLabel("Inference servers (vLLM, SGLang, llama-server, Ollama) whose models appear in every "
                        "model picker. Prompts sent to a model on a server leave this computer.")
@@ -90,9 +92,17 @@ class EndpointsDialog(QDialog):
         self.remove_button = QPushButton("Remove")
         self.remove_button.setObjectName("removeEndpointButton")
         self.remove_button.clicked.connect(self.remove_current)
+        # The pickers list each endpoint's models as they were when last asked; a model loaded on the server
+        # since then appears after this (the dialog is where a person manages endpoints).
+        self.refresh_button = QPushButton("Refresh models")
+        self.refresh_button.setObjectName("refreshModelsButton")
+        self.refresh_button.setToolTip("Ask every endpoint again which models it serves; the model pickers "
+                                       "update when they answer")
+        self.refresh_button.clicked.connect(self.refresh_models)
         buttons = QVBoxLayout()
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.refresh_button)
         buttons.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(self.list, 1)
@@ -159,6 +169,24 @@ class EndpointsDialog(QDialog):
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
         self.remove_button.setEnabled(bool(endpoints))
+        self.refresh_button.setEnabled(bool(endpoints))
+
+    def refresh_models(self) -> None:
+        """Ask every endpoint for its models again (off the GUI thread); say what each answered."""
+        self._refreshing = True
+        self.refresh_button.setEnabled(False)
+        self._say("Asking the endpoints which models they serve…")
+        self.context.remote.refresh()
+
+    def _on_remote_listed(self, entries: list) -> None:
+        if not self._refreshing:
+            return
+        self._refreshing = False
+        self.refresh_button.setEnabled(self.list.count() > 0)
+        parts = [f"{e.endpoint}: {e.error}" if e.error else
+                 f"{e.endpoint}: {len(e.models)} model{'' if len(e.models) == 1 else 's'}" for e in entries]
+        self._say("Refreshed. " + "; ".join(parts) + "." if parts else "No endpoints to ask.",
+                  error=any(e.error for e in entries))
 
     def new_endpoint(self) -> None:
         """An empty form for a new endpoint."""

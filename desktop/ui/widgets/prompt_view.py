@@ -13,18 +13,9 @@ from collections.abc import Iterable
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
-# Marker shapes used by common chat templates; a model's own BOS/EOS texts are added per model.
-_GENERIC = [
-    r"<\|[^<>|\s]{1,40}\|>",  # <|im_start|>, <|eot_id|>, <|start_header_id|> …
-    r"</?s>", r"\[/?INST\]", r"<</?SYS>>", r"\[/?(?:AVAILABLE_TOOLS|TOOL_CALLS|SYSTEM_PROMPT)\]",
-    r"<(?:start|end)_of_turn>", r"<bos>", r"<eos>", r"<\uff5c[^<>]{1,40}\uff5c>",  # DeepSeek's full-width bars
-]
+from desktop.core.special_tokens import special_token_pattern
 
-
-def special_token_pattern(extra: Iterable[str] = ()) -> re.Pattern[str]:
-    """One regex for the generic markers plus a model's own special token texts (longest first)."""
-    extras = sorted({t for t in extra if t and t.strip()}, key=len, reverse=True)
-    return re.compile("|".join([re.escape(t) for t in extras] + _GENERIC))
+__all__ = ["PromptView", "special_token_pattern", "special_tokens_in"]
 
 
 def special_tokens_in(text: str, extra: Iterable[str] = ()) -> list[str]:

@@ -8,8 +8,8 @@ Fusion is used everywhere: the one style that renders both schemes well on every
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
 _SCHEMES = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark, "system": Qt.ColorScheme.Unknown}
@@ -58,3 +58,29 @@ def is_dark(widget: QWidget | None = None) -> bool:
         return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
     app = QApplication.instance()
     return bool(app) and app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def compare_icon(palette: QPalette, size: int = 20) -> QIcon:
+    """Compare's navigation icon: two columns side by side, drawn in the palette's text colour so it reads
+    on a light and a dark bar alike (Fusion's stock chevron is black on both). Redrawn on a theme switch."""
+    icon = QIcon()
+    for scale in (1, 2):
+        pixmap = QPixmap(size * scale, size * scale)
+        pixmap.setDevicePixelRatio(scale)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        color = palette.color(QPalette.ColorRole.WindowText)
+        painter.setPen(QPen(color, 1.6))
+        half = size / 2
+        for x in (2.0, half + 1.0):
+            painter.drawRoundedRect(QRectF(x, 3.0, half - 3.0, size - 6.0), 2.0, 2.0)
+        painter.setPen(QPen(color, 1.2))
+        for i in range(3):  # a few "lines of text" in each column
+            y = 7.0 + 3.2 * i
+            painter.drawLine(QRectF(4.0, y, half - 7.0, 0).topLeft(), QRectF(4.0, y, half - 7.0, 0).topRight())
+            painter.drawLine(QRectF(half + 3.0, y, half - 7.0, 0).topLeft(),
+                             QRectF(half + 3.0, y, half - 7.0, 0).topRight())
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

@@ -8,7 +8,9 @@ and appends streamed ``TokenEvent``s at the end of its document, remembering whe
   yellow = hesitant, red = surprising;
 - on hover (probability mode) shows the top-k alternatives the model considered, with probabilities;
 - on click (probability mode) offers those alternatives in a menu and emits ``alternativeChosen`` so the
-  owner can replace the text from that token on and continue.
+  owner can replace the text from that token on and continue;
+- styles a token the model wrote that is a special token (``<start_of_image>``, ``<|im_end|>``) as the
+  exact-inputs view does, in every mode: a marker, not text (``desktop.core.special_tokens``).
 
 Positions are document positions; a person's edit shifts the tokens after it and drops the tokens it
 touches (their mark goes away: the text is theirs now). Insertions happen in one edit block per batch, so a
@@ -18,18 +20,27 @@ long stream costs one layout pass per frame.
 from __future__ import annotations
 
 import bisect
-import html
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QPalette, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QToolTip, QWidget
+from PySide6.QtGui import QCursor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QToolTip
 
+from desktop.core.special_tokens import DEFAULT_PATTERN, is_special, special_token_pattern
 from desktop.engine.types import TokenEvent, TopToken
 from desktop.ui.widgets.theme import is_dark
+from desktop.ui.widgets.token_format import (  # noqa: F401 (percent, visible_token: this module's API too)
+    alternatives_html,
+    apply_special,
+    marked_color,
+    percent,
+    probability_color,
+    visible_token,
+)
 
 Mode = Literal["plain", "marked", "probability"]
 _GENERATED_PROPERTY = 0x100100  # QTextFormat.UserProperty + n: tags our formats
@@ -44,59 +55,14 @@ class TokenSpan:
     text: str
     logprob: float | None = None
     top: tuple[TopToken, ...] = ()
+    special: bool = False  # the token is a special token as a whole (styled as a marker)
 
     @property
     def probability(self) -> float | None:
         return math.exp(self.logprob) if self.logprob is not None and math.isfinite(self.logprob) else None
 
     def moved(self, delta: int) -> TokenSpan:
-        return TokenSpan(self.start + delta, self.end + delta, self.text, self.logprob, self.top)
-
-
-def percent(p: float) -> str:
-    """A probability for a person: 42.0%, 0.13%, 0.00042%."""
-    return f"{p * 100:.1f}%" if p >= 0.001 else f"{p * 100:.2g}%"
-
-
-def probability_color(probability: float | None, dark: bool) -> QColor:
-    """Red (unlikely) → yellow → green (sure), translucent so text stays readable in both themes."""
-    if probability is None:
-        return QColor(128, 128, 128, 60)
-    p = min(1.0, max(0.0, probability))
-    hue = int(120 * p ** 0.5)  # the sqrt spreads the interesting low-probability range
-    color = QColor.fromHsv(hue, 200 if dark else 170, 200 if dark else 255)
-    color.setAlpha(110 if dark else 120)
-    return color
-
-
-def marked_color(widget: QWidget) -> QColor:
-    color = QColor(widget.palette().color(QPalette.ColorRole.Highlight))
-    color.setAlpha(70 if is_dark(widget) else 45)
-    return color
-
-
-def visible_token(text: str) -> str:
-    """A token's text with its invisible characters shown (for tooltips and menus)."""
-    if text == "":
-        return "∅"
-    return text.replace(" ", "·").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
-
-
-def alternatives_html(span: TokenSpan, limit: int = 10) -> str:
-    """The hover card: the chosen token and what else the model considered."""
-    rows = []
-    chosen = span.probability
-    head = (f"<b>{html.escape(visible_token(span.text))}</b> &nbsp; "
-            f"{percent(chosen) if chosen is not None else 'probability not recorded'}")
-    for alt in span.top[:limit]:
-        p = math.exp(alt.logprob) if math.isfinite(alt.logprob) else 0.0
-        bar = "█" * max(1, round(p * 20)) if p > 0.004 else "▏"
-        mark = " ◀" if alt.text == span.text else ""
-        rows.append(f"<tr><td><code>{html.escape(visible_token(alt.text))}</code></td>"
-                    f"<td align='right'>&nbsp;{percent(p)}&nbsp;</td><td>{bar}{mark}</td></tr>")
-    table = f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>" if rows else ""
-    hint = "<br><i>Click to continue from an alternative.</i>" if span.top else ""
-    return f"<div>{head}{table}{hint}</div>"
+        return TokenSpan(self.start + delta, self.end + delta, self.text, self.logprob, self.top, self.special)
 
 
 class TokenTracker(QObject):
@@ -112,6 +78,7 @@ class TokenTracker(QObject):
         self._spans: list[TokenSpan] = []
         self._starts: list[int] = []
         self._mode: Mode = "marked"
+        self._special: re.Pattern[str] = DEFAULT_PATTERN
         self._internal = 0
         self.document().contentsChange.connect(self._on_contents_change)
         editor.cursorPositionChanged.connect(self._plain_typing)
@@ -165,10 +132,11 @@ class TokenTracker(QObject):
             cursor.beginEditBlock()
             for event in events:
                 start = cursor.position()
-                span = TokenSpan(start, start, event.text, event.logprob, event.top)
+                special = is_special(event.text, self._special)
+                span = TokenSpan(start, start, event.text, event.logprob, event.top, special)
                 if event.text:
-                    cursor.insertText(event.text, shared or self._format_for(span, dark))
-                span = TokenSpan(start, cursor.position(), event.text, event.logprob, event.top)
+                    cursor.insertText(event.text, shared if shared and not special else self._format_for(span, dark))
+                span = TokenSpan(start, cursor.position(), event.text, event.logprob, event.top, special)
                 if span.end > span.start:
                     self._spans.append(span)
                     self._starts.append(span.start)
@@ -180,12 +148,30 @@ class TokenTracker(QObject):
         """Mark ranges of an existing document as generated (no probabilities: they were not saved)."""
         length = self.document().characterCount() - 1
         self.clear()
+        text = self.document().toPlainText()
         for start, end in ranges:
             start, end = max(0, int(start)), min(length, int(end))
             if end > start and (not self._spans or start >= self._spans[-1].end):
-                self._spans.append(TokenSpan(start, end, "", None, ()))
-                self._starts.append(start)
+                for piece in self._split_special(text, start, end):
+                    self._spans.append(piece)
+                    self._starts.append(piece.start)
         self._apply_formats()
+
+    def _split_special(self, text: str, start: int, end: int) -> list[TokenSpan]:
+        """A restored range as spans, its special tokens (found by their text) spans of their own."""
+        units = text.encode("utf-16-le")  # document positions count UTF-16 units, Python strings code points
+        part = units[2 * start:2 * end].decode("utf-16-le", "replace")
+        out, at = [], start
+        for m in self._special.finditer(part):
+            lo = start + len(part[:m.start()].encode("utf-16-le")) // 2
+            hi = lo + len(m.group().encode("utf-16-le")) // 2
+            if lo > at:
+                out.append(TokenSpan(at, lo, ""))
+            out.append(TokenSpan(lo, hi, m.group(), special=True))
+            at = hi
+        if end > at:
+            out.append(TokenSpan(at, end, ""))
+        return out
 
     def clear(self) -> None:
         """Forget every token (the text stays); its marking goes with it."""
@@ -209,6 +195,10 @@ class TokenTracker(QObject):
             self._internal -= 1
         return start
 
+    def set_special_tokens(self, texts: Iterable[str]) -> None:
+        """Add a model's own special-token texts (its BOS/EOS) to the generic marker shapes."""
+        self._special = special_token_pattern(texts)
+
     def set_mode(self, mode: Mode) -> None:
         if mode != self._mode:
             self._mode = mode
@@ -225,6 +215,8 @@ class TokenTracker(QObject):
             fmt.setBackground(probability_color(span.probability, dark))
         elif self._mode == "marked":
             fmt.setBackground(marked_color(self.editor))
+        if span is not None and span.special:
+            apply_special(fmt, dark)
         return fmt
 
     def _apply_formats(self) -> None:
@@ -236,11 +228,16 @@ class TokenTracker(QObject):
         try:
             cursor.beginEditBlock()
             if self._mode == "marked":  # one format for runs of adjacent tokens: fewer, larger ranges
-                fmt = self._format_for(self._spans[0], dark)
+                fmt = self._format_for(None, dark)
                 for start, end in self.marked_ranges():
                     cursor.setPosition(start)
                     cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
                     cursor.setCharFormat(fmt)
+                for span in self._spans:
+                    if span.special:
+                        cursor.setPosition(span.start)
+                        cursor.setPosition(span.end, QTextCursor.MoveMode.KeepAnchor)
+                        cursor.setCharFormat(self._format_for(span, dark))
             else:
                 for span in self._spans:
                     cursor.setPosition(span.start)
