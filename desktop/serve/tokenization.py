@@ -4,6 +4,7 @@ token), apart from HTTP."""
 
 from __future__ import annotations
 
+from desktop.core.chat_template import render_chat
 from desktop.engine.model import Model
 from desktop.serve.chat import messages_of
 from desktop.serve.errors import ApiError
@@ -17,7 +18,15 @@ def tokenize(model: Model, req: TokenizeRequest) -> TokenizeResponse:
         raise ApiError(400, "Give either \"prompt\" or \"messages\".", "invalid_request")
     add_bos = req.add_special_tokens
     if req.messages is not None:
-        text = model.render_chat(messages_of(req.messages))
+        if req.add_generation_prompt:
+            text = model.render_chat(messages_of(req.messages))
+        else:  # the conversation as it stands, without the assistant's opening (vLLM's flag)
+            info = model.info
+            if not info.chat_template:
+                raise ApiError(400, "This model has no chat template: tokenize a \"prompt\" instead.",
+                               "no_chat_template")
+            text = render_chat(info.chat_template, messages_of(req.messages), bos_token=info.bos_text,
+                               eos_token=info.eos_text, add_generation_prompt=False)
         bos = model.info.bos_text
         add_bos = add_bos and not (bos and text.startswith(bos))
     else:

@@ -118,6 +118,15 @@ def test_tokenizer_routes_for_lm_eval(instruct_model, client):
     assert client.get("/health").json() == {"status": "ok"}
 
 
+def test_tokenize_messages_with_and_without_the_generation_prompt(instruct_model, client):
+    msgs = [{"role": "user", "content": "hi"}]
+    opened = client.post("/tokenize", json={"messages": msgs}).json()["tokens"]
+    assert opened == instruct_model.tokenize(instruct_model.render_chat(msgs), True, add_bos=True)
+    closed = client.post("/tokenize", json={"messages": msgs, "add_generation_prompt": False}).json()["tokens"]
+    assert len(closed) < len(opened) and opened[:len(closed)] == closed
+    assert not instruct_model.detokenize(closed).rstrip().endswith("assistant")
+
+
 def test_several_models_roots(three_server):
     with httpx.Client(base_url=three_server.url, timeout=60) as c:
         assert sorted(m["id"] for m in c.get("/v1/models").json()["data"]) == ["tiny-base", "tiny-instruct",
