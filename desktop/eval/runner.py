@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from desktop.eval.plan import EvalError, EvalPlan, Run, check_datasets, check_include_path, require_lm_eval, \
-    task_manager
+from desktop.eval.plan import (
+    EvalError,
+    EvalPlan,
+    Run,
+    check_datasets,
+    check_include_path,
+    require_lm_eval,
+    task_manager,
+)
 
 Say = Callable[[str], None]
 
