@@ -124,10 +124,12 @@ def _plots(plot_dir: Path, table: list[dict], runs: list[str], agree: dict) -> t
         fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells), 3.0), squeeze=False)
         for ax, (other, task, c) in zip(axes[0], cells):
             grid = [[c["both"], c["only_left"]], [c["only_right"], c["neither"]]]
-            ax.imshow(grid, cmap="Blues")
+            top = max(1, max(max(r) for r in grid))
+            ax.imshow(grid, cmap="Blues", vmin=0, vmax=top)
             for (y, x), text in {(0, 0): "both right", (0, 1): "only base",
                                  (1, 0): f"only {other}", (1, 1): "neither"}.items():
-                ax.text(x, y, f"{text}\n{grid[y][x]}", ha="center", va="center", fontsize=8)
+                ax.text(x, y, f"{text}\n{grid[y][x]}", ha="center", va="center", fontsize=8,
+                        color="white" if grid[y][x] > top / 2 else "black")
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{task}: base vs {other}", fontsize=8)
