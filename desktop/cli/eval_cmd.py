@@ -21,11 +21,19 @@ def _plan(args: argparse.Namespace):
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks:
         raise UsageError("--tasks needs at least one task name")
-    if args.base_endpoint or args.instruct_endpoint:
-        raise UsageError("--base-endpoint/--instruct-endpoint are not supported yet; evaluate local models")
-    return EvalPlan(base=model_path(args.base), instruct=model_path(args.instruct), tasks=tasks,
-                    limit=args.limit, num_fewshot=args.num_fewshot, include_path=args.include_path,
-                    template=args.instruct_template, threads=args.threads, ctx=args.ctx)
+    sides = {}
+    for side in ("base", "instruct"):
+        given, endpoint = getattr(args, side), getattr(args, f"{side}_endpoint")
+        if endpoint:
+            sides[side] = given or ""  # the server's model id ("" = its only model)
+        elif not given:
+            raise UsageError(f"--{side} MODEL is needed (or --{side}-endpoint NAME|URL for a model on a server)")
+        else:
+            sides[side] = model_path(given)
+    return EvalPlan(base=sides["base"], instruct=sides["instruct"], tasks=tasks, limit=args.limit,
+                    num_fewshot=args.num_fewshot, include_path=args.include_path,
+                    template=args.instruct_template, threads=args.threads, ctx=args.ctx,
+                    base_endpoint=args.base_endpoint, instruct_endpoint=args.instruct_endpoint)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -38,7 +46,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sys.stderr.write(f"tandem: {text}\n")
         sys.stderr.flush()
 
-    manager = prepare(plan)  # lm-eval, task names, YAML and datasets: all before any model loads
+    prepared = prepare(plan)  # lm-eval, YAML, task names, datasets, endpoints: all before any model loads
     if args.out:
         out_dir = Path(args.out).expanduser()
     else:
@@ -46,7 +54,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         out_dir = default_out_dir(plan, data_dir())
     say(f"output: {out_dir} (run the same command again to resume)")
-    results = run_all(plan, out_dir, say, manager=manager)
+    results = run_all(plan, out_dir, say, prepared=prepared)
     from desktop.eval.report import write_outputs
 
     summary = write_outputs(out_dir, plan, results)
@@ -59,8 +67,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="base vs instruct on lm-eval benchmarks (needs the eval extra)")
-    p.add_argument("--base", required=True, metavar="MODEL", help="the base model: a library name or GGUF file")
-    p.add_argument("--instruct", required=True, metavar="MODEL", help="the instruct model")
+    p.add_argument("--base", default=None, metavar="MODEL",
+                   help="the base model: a library name or GGUF file (with --base-endpoint: the server's model id)")
+    p.add_argument("--instruct", default=None, metavar="MODEL", help="the instruct model (likewise)")
     p.add_argument("--tasks", required=True, metavar="T1,T2",
                    help="lm-eval task names, comma-separated (bundled: tandem_mc, tandem_short)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="at most N questions per task")
@@ -70,8 +79,10 @@ def register(sub) -> None:
                    help="run the instruct model raw, through its chat template, or both (default)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: a dated folder under the app's data folder)")
-    p.add_argument("--base-endpoint", default=None, metavar="NAME|URL", help=argparse.SUPPRESS)
-    p.add_argument("--instruct-endpoint", default=None, metavar="NAME|URL", help=argparse.SUPPRESS)
+    p.add_argument("--base-endpoint", default=None, metavar="NAME|URL",
+                   help="evaluate the base model on this server (one that scores text: vLLM, tandem serve)")
+    p.add_argument("--instruct-endpoint", default=None, metavar="NAME|URL",
+                   help="evaluate the instruct model on this server")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of the report")
     add_load_flags(p)
     p.set_defaults(func=cmd_eval)

@@ -77,14 +77,70 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def prepare(plan: EvalPlan):
-    """Every check that needs no model: lm-eval, the include folder's YAML, task names, datasets."""
+@dataclass(frozen=True)
+class Target:
+    """Where lm-eval sends one model's requests: a ``/v1/completions`` URL whose root serves the tokenizer."""
+
+    url: str
+    key: str | None
+    n_ctx: int
+    name: str
+    model_id: str | None = None
+
+
+def remote_target(side: str, endpoint: str, model_id: str | None) -> Target:
+    """A model on a remote server, checked before anything runs: it must score given text (echo with
+    logprobs; llama-server and Ollama can't) and serve its tokenizer (``/tokenizer_info``, as vLLM does)."""
+    from desktop.core.endpoints import EndpointStore
+    from desktop.engine.remote import connect
+
+    url, key, label = EndpointStore().resolve(endpoint)
+    model = connect(url, model_id or None, api_key=key, endpoint=label)
+    try:
+        caps, served, n_ctx = model.capabilities, model.model_id, int(model.info.n_ctx)
+        if not caps.scoring:
+            raise EvalError(f"the {side} endpoint {label} can't score given text, so lm-eval can't evaluate "
+                            f"{served} there: {caps.scoring_note or 'no prompt logprobs'}")
+        try:
+            info = model._t.get_json("/tokenizer_info")  # noqa: SLF001 - the transport carries the key
+        except Exception:
+            info = None
+        if not isinstance(info, dict):
+            raise EvalError(f"the {side} endpoint {label} has no /tokenizer_info, so lm-eval can't use its "
+                            "tokenizer (vLLM and tandem serve have it)")
+    finally:
+        model.close()
+    return Target(url + "/v1/completions", key, n_ctx or int(info.get("model_max_length") or 2048),
+                  f"{served} @ {label}", served)
+
+
+@dataclass
+class Prepared:
+    manager: Any  # lm-eval's TaskManager
+    remote: dict[str, Target]  # the sides evaluated on a remote server, already checked
+
+
+def prepare(plan: EvalPlan) -> Prepared:
+    """Every check before a model loads: lm-eval, the include folder's YAML, task names, datasets, and
+    that each remote endpoint can score."""
     require_lm_eval()
     _quiet_lm_eval()
+    _offline_if_asked()
     check_include_path(plan.include_path)
     manager = task_manager(plan)
     check_datasets(plan, manager)
-    return manager
+    endpoints = {"base": plan.base_endpoint, "instruct": plan.instruct_endpoint}
+    remote = {side: remote_target(side, ep, getattr(plan, side)) for side, ep in endpoints.items() if ep}
+    return Prepared(manager, remote)
+
+
+def _offline_if_asked() -> None:
+    """Offline mode: lm-eval's datasets and hub calls may not leave the machine (set before they import)."""
+    from desktop.core.settings import load_settings
+
+    if load_settings().offline:
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ[var] = "1"
 
 
 def _quiet_lm_eval() -> None:
@@ -95,13 +151,13 @@ def _quiet_lm_eval() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def load_models(plan: EvalPlan, say: Say) -> dict[str, Any]:
+def load_models(plan: EvalPlan, say: Say, sides: tuple[str, ...] = ("base", "instruct")) -> dict[str, Any]:
     from desktop.engine import LoadOptions, load_model
 
     options = LoadOptions(n_ctx=plan.ctx, threads=plan.threads)
     models: dict[str, Any] = {}
     try:
-        for side in ("base", "instruct"):
+        for side in sides:
             path = getattr(plan, side)
             say(f"loading the {side} model {Path(path).name}")
             try:
@@ -124,32 +180,35 @@ def close_models(models: dict[str, Any]) -> None:
 
 
 def run_all(plan: EvalPlan, out_dir: Path, say: Say, progress: Progress | None = None,
-            manager=None) -> list[RunResult]:
-    """Load, serve, evaluate every run, stop the server, close the models. Results are written per run
-    as they finish (``results/<run>.json``), so an interrupted evaluation keeps what is done."""
-    manager = manager or prepare(plan)
+            prepared: Prepared | None = None) -> list[RunResult]:
+    """Check remote endpoints, load the local models, serve them, evaluate every run, stop the server,
+    close the models. Results are written per run as they finish (``results/<run>.json``), so an
+    interrupted evaluation keeps what is done."""
+    prepared = prepared or prepare(plan)
+    manager, targets = prepared.manager, dict(prepared.remote)
     from desktop.serve import ServerConfig, ServerHandle
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    models = load_models(plan, say)
-    key = secrets.token_urlsafe(24)
-    handle = ServerHandle(models, ServerConfig(host="127.0.0.1", port=0, api_key=key))
-    handle.start()
+    models = load_models(plan, say, tuple(s for s in ("base", "instruct") if s not in targets))
+    handle = None
     try:
-        results = []
-        for run in plan.runs():
-            model = models[run.model]
-            url = handle.model_url(run.model) + "/completions"
-            results.append(evaluate_run(plan, run, url, key, int(model.info.n_ctx), out_dir, manager,
-                                        say, progress, name=Path(getattr(plan, run.model)).name))
-        return results
+        if models:
+            key = secrets.token_urlsafe(24)
+            handle = ServerHandle(models, ServerConfig(host="127.0.0.1", port=0, api_key=key))
+            handle.start()
+            for side, model in models.items():
+                targets[side] = Target(handle.model_url(side) + "/completions", key, int(model.info.n_ctx),
+                                       Path(getattr(plan, side)).name)
+        return [evaluate_run(plan, run, targets[run.model], out_dir, manager, say, progress)
+                for run in plan.runs()]
     finally:
-        handle.stop()
+        if handle is not None:
+            handle.stop()
         close_models(models)
 
 
-def evaluate_run(plan: EvalPlan, run: Run, url: str, key: str | None, n_ctx: int, out_dir: Path, manager,
-                 say: Say, progress: Progress | None, name: str = "") -> RunResult:
+def evaluate_run(plan: EvalPlan, run: Run, target: Target, out_dir: Path, manager, say: Say,
+                 progress: Progress | None) -> RunResult:
     """One run through lm-eval, its responses cached in ``cache/<run>-<plan key>_rank0.db``."""
     from lm_eval import simple_evaluate
 
@@ -157,8 +216,9 @@ def evaluate_run(plan: EvalPlan, run: Run, url: str, key: str | None, n_ctx: int
 
     progress = progress or Progress()
     progress.label = f"{run.name} ({', '.join(plan.tasks)})"
-    lm = TandemLM(base_url=url, api_key=key, chat=run.chat, max_length=n_ctx, progress=progress,
-                  timeout=600, max_retries=1)
+    lm = TandemLM(base_url=target.url, api_key=target.key, chat=run.chat, max_length=target.n_ctx,
+                  progress=progress, timeout=600, max_retries=1, model=target.model_id)
+    n_ctx, name = target.n_ctx, target.name
     say(f"{run.name}: {', '.join(plan.tasks)} on {name}"
         f" (BOS {'added' if lm.add_bos else 'not added'} by the model's rule"
         f"{', chat template' if run.chat else ''})")

@@ -161,3 +161,21 @@ def test_sigkill_mid_run_then_the_same_command_resumes_offline(tiny_base, tiny_i
     assert third.returncode == 0, third.stderr
     assert _sent(third.stderr, "base") == [] and _sent(third.stderr, "instruct-raw") == []
     assert json.loads(third.stdout)["metrics"] == summary["metrics"]
+
+
+def test_endpoint_that_cannot_score_is_one_line_before_anything_runs(tiny_instruct, tmp_path):
+    from tests.remote.faultserver import FaultServer
+
+    srv = FaultServer()  # Ollama's documented routes: it returns no logprobs for a given prompt
+    srv.routes[("GET", "/v1/models")] = lambda r: r.json({"object": "list", "data": [
+        {"id": "llama3.1:8b", "object": "model", "created": 1, "owned_by": "library"}]})
+    srv.routes[("GET", "/api/tags")] = lambda r: r.json({"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b"}]})
+    srv.routes[("GET", "/api/version")] = lambda r: r.json({"version": "0.13.0"})
+    try:
+        result = tandem("eval", "--base-endpoint", srv.url, "--instruct", str(tiny_instruct), "--tasks",
+                        "tandem_mc", "--out", str(tmp_path / "out"))
+    finally:
+        srv.stop()
+    line = one_error_line(result)
+    assert "can't score given text" in line and "llama3.1:8b" in line
+    assert not (tmp_path / "out").exists()
