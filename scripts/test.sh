@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Tandem with its test extras into .venv (compiling llama.cpp the first time; pip caches the
+# Installs Tandem with its test and eval extras into .venv (compiling llama.cpp the first time; pip caches the
 # wheel after that) and runs the whole suite: import contracts, lint, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The eval extra (lm-evaluation-harness, no torch) is what `tandem eval` and the lm-eval proof in tests/real
+# use: installed from its own extra so its pin lives in one place.
+.venv/bin/python -m pip install -q -e '.[test,eval]'
 # System tools some tests use (Xvfb screenshots are manual; these validate the launcher files).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
