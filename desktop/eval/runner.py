@@ -30,6 +30,10 @@ from desktop.eval.plan import (
 Say = Callable[[str], None]
 
 
+class EvalStopped(EvalError):
+    """Stop was asked for: raised between two requests; the responses so far stay in the cache."""
+
+
 @dataclass
 class RunResult:
     run: Run
@@ -45,14 +49,18 @@ class RunResult:
 class Progress:
     """Requests done and left, and the time left, one line at a time (at most every ``every`` seconds)."""
 
-    def __init__(self, stream: TextIO | None = None, every: float = 2.0) -> None:
+    def __init__(self, stream: TextIO | None = None, every: float = 2.0,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.every = every
+        self.should_stop = should_stop
         self.label = ""
         self._t0 = 0.0
         self._last = 0.0
 
     def __call__(self, kind: str, done: int, total: int) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise EvalStopped("stopped; what is done is kept: run it again to resume")
         now = time.monotonic()
         if done == 0:
             self._t0 = now
@@ -185,11 +193,22 @@ def run_all(plan: EvalPlan, out_dir: Path, say: Say, progress: Progress | None =
     close the models. Results are written per run as they finish (``results/<run>.json``), so an
     interrupted evaluation keeps what is done."""
     prepared = prepared or prepare(plan)
+    models = load_models(plan, say, tuple(s for s in ("base", "instruct") if s not in prepared.remote))
+    try:
+        return run_loaded(plan, models, out_dir, say, progress, prepared)
+    finally:
+        close_models(models)
+
+
+def run_loaded(plan: EvalPlan, models: dict[str, Any], out_dir: Path, say: Say,
+               progress: Progress | None = None, prepared: Prepared | None = None) -> list[RunResult]:
+    """Every run on models already loaded (the app's, or ``run_all``'s), served on a free loopback port
+    with a random key for as long as it takes; the caller keeps the models."""
+    prepared = prepared or prepare(plan)
     manager, targets = prepared.manager, dict(prepared.remote)
     from desktop.serve import ServerConfig, ServerHandle
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    models = load_models(plan, say, tuple(s for s in ("base", "instruct") if s not in targets))
     handle = None
     try:
         if models:
@@ -204,7 +223,6 @@ def run_all(plan: EvalPlan, out_dir: Path, say: Say, progress: Progress | None =
     finally:
         if handle is not None:
             handle.stop()
-        close_models(models)
 
 
 def evaluate_run(plan: EvalPlan, run: Run, target: Target, out_dir: Path, manager, say: Say,
