@@ -127,11 +127,9 @@ def task_manager(plan: EvalPlan):
 def check_datasets(plan: EvalPlan, manager) -> None:
     """Load each task (and so its dataset) before any model loads: a dataset that can't be had offline
     is named with its task and the reason."""
-    from lm_eval.tasks import get_task_dict
-
     for name in plan.tasks:
         try:
-            get_task_dict([name], manager)
+            manager.load([name])
         except Exception as exc:
             reason = " ".join(str(exc).split())[:240] or type(exc).__name__
             raise EvalError(f"task {name}: its dataset can't be loaded ({reason})") from None
