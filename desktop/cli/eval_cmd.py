@@ -16,7 +16,7 @@ from desktop.cli.engine_cmds import UsageError, add_load_flags, positive_int
 
 def _plan(args: argparse.Namespace):
     from desktop.cli.lens_cmds import model_path
-    from desktop.eval.plan import EvalPlan
+    from desktop.eval.plan import EvalError, EvalPlan
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks:
@@ -30,6 +30,8 @@ def _plan(args: argparse.Namespace):
             raise UsageError(f"--{side} MODEL is needed (or --{side}-endpoint NAME|URL for a model on a server)")
         else:
             sides[side] = model_path(given)
+            if not Path(sides[side]).is_file():
+                raise EvalError(f"no model file at {sides[side]} (the --{side} model)")
     return EvalPlan(base=sides["base"], instruct=sides["instruct"], tasks=tasks, limit=args.limit,
                     num_fewshot=args.num_fewshot, include_path=args.include_path,
                     template=args.instruct_template, threads=args.threads, ctx=args.ctx,

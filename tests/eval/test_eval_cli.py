@@ -179,3 +179,22 @@ def test_endpoint_that_cannot_score_is_one_line_before_anything_runs(tiny_instru
     line = one_error_line(result)
     assert "can't score given text" in line and "llama3.1:8b" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_requests_longer_than_the_context_are_counted_and_named(tiny_base, tiny_instruct, tmp_path):
+    out = tmp_path / "out"
+    result = tandem(*eval_args(tiny_base, tiny_instruct, out, "--tasks", "tandem_mc", "--limit", "2",
+                               "--instruct-template", "raw", "--ctx", "256", "--num-fewshot", "25", "--json"))
+    assert result.returncode == 0, result.stderr
+    runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
+    # 25 examples before each question can't fit 256 tokens: 2 questions x 4 choices cut, each run
+    assert runs["base"]["n_ctx"] == 256 and runs["base"]["truncated"] == 8
+    assert "8 requests were longer than the context (256 tokens)" in result.stderr
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Truncated requests (16)" in report and "tokens > 256: 'Question: " in report
+
+
+def test_a_missing_model_file_is_one_line_before_anything_loads(tiny_instruct, tmp_path):
+    result = tandem(*eval_args(tmp_path / "nope.gguf", tiny_instruct, tmp_path / "out", "--tasks", "tandem_mc"))
+    line = one_error_line(result)
+    assert "nope.gguf" in line
