@@ -57,6 +57,9 @@ class TandemLM(LocalCompletionsAPI):
         self._done = 0
         self._total = 0
         self._rendered: dict[str, str] = {}
+        # where the time went: seconds and calls of scoring/generation requests, /tokenize, template renders
+        self.timing = {"requests_s": 0.0, "requests": 0, "tokenize_s": 0.0, "tokenize": 0,
+                       "render_s": 0.0, "render": 0}
 
     # ----- the key -------------------------------------------------------------------------------------
     @property
@@ -76,7 +79,10 @@ class TandemLM(LocalCompletionsAPI):
     def tok_encode(self, string, left_truncate_len=None, add_special_tokens=False, **kwargs):
         """lm-eval's encoding; with ``add_special_tokens`` (generate_until passes ``add_bos_token``) the
         model's BOS goes first, as the Hugging Face backend's tokenizer would put it."""
+        t0 = time.perf_counter()
         enc = super().tok_encode(string, add_special_tokens=add_special_tokens, **kwargs)
+        self.timing["tokenize_s"] += time.perf_counter() - t0
+        self.timing["tokenize"] += 1 if isinstance(string, str) else len(string)
         if add_special_tokens and self.add_bos:
             enc = self._with_bos(enc) if isinstance(string, str) else [self._with_bos(e) for e in enc]
         if left_truncate_len:
@@ -119,12 +125,15 @@ class TandemLM(LocalCompletionsAPI):
         key = json.dumps([chat_history, add_generation_prompt], sort_keys=True)
         if key in self._rendered:
             return self._rendered[key]
+        t0 = time.perf_counter()
         messages, tail = list(chat_history), ""
         if not add_generation_prompt and messages and messages[-1].get("role") == "assistant":
             tail = messages.pop()["content"]
         ids = self._post("/tokenize", {"messages": messages, "add_special_tokens": False})["tokens"]
         text = self._post("/detokenize", {"tokens": ids})["prompt"] + tail
         self._rendered[key] = text
+        self.timing["render_s"] += time.perf_counter() - t0
+        self.timing["render"] += 1
         return text
 
     def _post(self, route: str, body: dict) -> dict:
@@ -139,7 +148,10 @@ class TandemLM(LocalCompletionsAPI):
             self._progress(kind, 0, total)
 
     def model_call(self, messages, *, generate: bool = True, gen_kwargs: dict | None = None, **kwargs):
+        t0 = time.perf_counter()
         out = super().model_call(messages, generate=generate, gen_kwargs=gen_kwargs, **kwargs)
+        self.timing["requests_s"] += time.perf_counter() - t0
+        self.timing["requests"] += 1
         self._done += len(messages) if isinstance(messages, list) else 1
         if self._progress is not None:
             self._progress(self._kind, min(self._done, self._total), self._total)

@@ -29,7 +29,8 @@ def write_outputs(out_dir: Path, plan, results: list) -> dict:
     summary = {
         "out": str(out_dir), "tasks": list(plan.tasks), "limit": plan.limit, "num_fewshot": plan.num_fewshot,
         "runs": [{"run": r.run.name, "model": r.model_name, "bos_added": r.add_bos, "n_ctx": r.n_ctx,
-                  "seconds": round(r.seconds, 1), "truncated": len(r.truncated)} for r in results],
+                  "seconds": round(r.seconds, 1), "truncated": len(r.truncated), "timing": r.timing}
+                 for r in results],
         "metrics": table, "agreement": agree,
     }
     md = _markdown(plan, results, table, runs, agree, plots, note)
@@ -74,6 +75,16 @@ def _markdown(plan, results, table, runs, agree, plots, note) -> str:
         for task, c in per_task.items():
             lines.append(f"| {task} | {c['both']} | {c['only_left']} | {c['only_right']} | {c['neither']} |")
         lines.append("")
+    lines += ["## Where the time went", "",
+              "| run | wall | scoring/generation requests | /tokenize round trips | template renders | lm-eval itself |",
+              "|---|---|---|---|---|---|"]
+    for r in results:
+        t = r.timing or {}
+        spent = t.get("requests_s", 0.0) + t.get("tokenize_s", 0.0) + t.get("render_s", 0.0)
+        lines.append(f"| {r.run.name} | {r.seconds:.1f} s | {t.get('requests', 0)} in {t.get('requests_s', 0.0):.1f} s "
+                     f"| {t.get('tokenize', 0)} in {t.get('tokenize_s', 0.0):.1f} s "
+                     f"| {t.get('render', 0)} in {t.get('render_s', 0.0):.1f} s | {max(0.0, r.seconds - spent):.1f} s |")
+    lines += ["", "Requests answered from the cache (a resumed run) cost nothing and are not counted.", ""]
     truncated = [(r.run.name, t) for r in results for t in r.truncated]
     if truncated:
         lines += [f"## Truncated requests ({len(truncated)})", "",

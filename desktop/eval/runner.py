@@ -44,6 +44,7 @@ class RunResult:
     model_name: str = ""
     n_ctx: int = 0
     seconds: float = 0.0
+    timing: dict = field(default_factory=dict)  # TandemLM.timing: requests, /tokenize, template renders
 
 
 class Progress:
@@ -251,7 +252,7 @@ def evaluate_run(plan: EvalPlan, run: Run, target: Target, out_dir: Path, manage
     if results is None:
         raise EvalError(f"{run.name}: lm-eval returned no results")
     samples = results.pop("samples", {}) or {}
-    out = RunResult(run, results, samples, lm.truncated, lm.add_bos, name, n_ctx, seconds)
+    out = RunResult(run, results, samples, lm.truncated, lm.add_bos, name, n_ctx, seconds, dict(lm.timing))
     (out_dir / "results").mkdir(exist_ok=True)
     (out_dir / "results" / f"{run.name}.json").write_text(
         json.dumps(results, indent=2, default=str), encoding="utf-8")
