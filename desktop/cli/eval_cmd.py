@@ -35,6 +35,7 @@ def _plan(args: argparse.Namespace):
     return EvalPlan(base=sides["base"], instruct=sides["instruct"], tasks=tasks, limit=args.limit,
                     num_fewshot=args.num_fewshot, include_path=args.include_path,
                     template=args.instruct_template, threads=args.threads, ctx=args.ctx,
+                    gpu_layers=args.gpu_layers,
                     base_endpoint=args.base_endpoint, instruct_endpoint=args.instruct_endpoint)
 
 

@@ -43,6 +43,7 @@ class EvalPlan:
     template: str = "both"
     threads: int | None = None
     ctx: int | None = None
+    gpu_layers: int | str = "auto"
     base_endpoint: str | None = None
     instruct_endpoint: str | None = None
     extra: dict = field(default_factory=dict)
@@ -58,7 +59,7 @@ class EvalPlan:
     def key(self) -> str:
         """Short hash of what decides the answers: the same command gets the same key (and so resumes)."""
         d = asdict(self)
-        d.pop("threads"), d.pop("extra")
+        d.pop("threads"), d.pop("extra"), d.pop("gpu_layers")
         for side in ("base", "instruct"):
             p = Path(d[side])
             if p.is_file():

@@ -163,7 +163,7 @@ def _quiet_lm_eval() -> None:
 def load_models(plan: EvalPlan, say: Say, sides: tuple[str, ...] = ("base", "instruct")) -> dict[str, Any]:
     from desktop.engine import LoadOptions, load_model
 
-    options = LoadOptions(n_ctx=plan.ctx, threads=plan.threads)
+    options = LoadOptions(n_ctx=plan.ctx, threads=plan.threads, gpu_layers=plan.gpu_layers)
     models: dict[str, Any] = {}
     try:
         for side in sides:

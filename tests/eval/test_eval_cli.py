@@ -198,3 +198,18 @@ def test_a_missing_model_file_is_one_line_before_anything_loads(tiny_instruct, t
     result = tandem(*eval_args(tmp_path / "nope.gguf", tiny_instruct, tmp_path / "out", "--tasks", "tandem_mc"))
     line = one_error_line(result)
     assert "nope.gguf" in line
+
+
+def test_the_same_command_finds_its_dated_folder_again(tiny_base, tiny_instruct, tandem_home):
+    from desktop.core.paths import data_dir
+    from desktop.eval.plan import EvalPlan, default_out_dir
+
+    plan = EvalPlan(base=str(tiny_base), instruct=str(tiny_instruct), tasks=("tandem_mc",), limit=5)
+    first = default_out_dir(plan, data_dir())
+    assert first.parent == data_dir() / "eval" and first.name.endswith(plan.key())
+    first.mkdir(parents=True)
+    assert default_out_dir(plan, data_dir()) == first  # resumes there
+    other = EvalPlan(base=str(tiny_base), instruct=str(tiny_instruct), tasks=("tandem_mc",), limit=6)
+    assert other.key() != plan.key() and default_out_dir(other, data_dir()) != first
+    threads = EvalPlan(base=str(tiny_base), instruct=str(tiny_instruct), tasks=("tandem_mc",), limit=5, threads=2)
+    assert threads.key() == plan.key()  # threads don't change the answers
