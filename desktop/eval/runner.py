@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from desktop.core.errors import TandemError
 from desktop.eval.plan import (
     EvalError,
     EvalPlan,
@@ -79,6 +80,17 @@ class Progress:
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line; an HTTP error says what the server answered."""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            return f"the server answered {response.status_code}: {response.json()['error']['message']}"
+        except Exception:  # not the OpenAI error shape
+            return f"the server answered {response.status_code}: {response.text[:200]}"
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _duration(seconds: float) -> str:
@@ -243,11 +255,16 @@ def evaluate_run(plan: EvalPlan, run: Run, target: Target, out_dir: Path, manage
         f"{', chat template' if run.chat else ''})")
     cache = out_dir / "cache" / f"{run.name}-{plan.key()}"
     t0 = time.monotonic()
-    results = simple_evaluate(
-        model=lm, tasks=list(plan.tasks), num_fewshot=plan.num_fewshot, limit=plan.limit,
-        use_cache=str(cache), task_manager=manager, apply_chat_template=run.chat, log_samples=True,
-        verbosity="ERROR",
-    )
+    try:
+        results = simple_evaluate(
+            model=lm, tasks=list(plan.tasks), num_fewshot=plan.num_fewshot, limit=plan.limit,
+            use_cache=str(cache), task_manager=manager, apply_chat_template=run.chat, log_samples=True,
+            verbosity="ERROR",
+        )
+    except TandemError:
+        raise
+    except Exception as exc:  # lm-eval's own or an HTTP error from the server: one line, the cache kept
+        raise EvalError(f"{run.name}: {_reason(exc)}; what is done is kept, run it again to resume") from exc
     seconds = time.monotonic() - t0
     if results is None:
         raise EvalError(f"{run.name}: lm-eval returned no results")

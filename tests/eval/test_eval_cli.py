@@ -213,3 +213,13 @@ def test_the_same_command_finds_its_dated_folder_again(tiny_base, tiny_instruct,
     assert other.key() != plan.key() and default_out_dir(other, data_dir()) != first
     threads = EvalPlan(base=str(tiny_base), instruct=str(tiny_instruct), tasks=("tandem_mc",), limit=5, threads=2)
     assert threads.key() == plan.key()  # threads don't change the answers
+
+
+def test_chat_run_on_a_model_without_a_template_is_one_line(tiny_base, tmp_path):
+    result = tandem(*eval_args(tiny_base, tiny_base, tmp_path / "out", "--tasks", "tandem_mc", "--limit", "2",
+                               "--instruct-template", "chat"))
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tandem: error: instruct-chat: the server answered 400"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "out" / "results" / "base.json").is_file()  # the base run before it is kept
