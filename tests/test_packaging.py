@@ -170,6 +170,10 @@ def test_spec_linux_collects_llama_libraries_and_resources(monkeypatch, tmp_path
     assert "desktop.cli.selftest_cmd" in analysis["hiddenimports"]
     assert "desktop.engine.worker" in analysis["hiddenimports"]
     assert {"tkinter", "pytest", "PySide6.QtWebEngineCore", "llama_cpp.server"} <= set(analysis["excludes"])
+    # the bundle carries the server (`tandem serve`, the Server panel): its HTTP stack is not excluded
+    assert "fastapi" in analysis["hiddenimports"]
+    assert "uvicorn.protocols.http.h11_impl" in analysis["hiddenimports"]
+    assert not {"fastapi", "uvicorn", "starlette"} & set(analysis["excludes"])
 
 
 # --- the bundle -------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"{model_id}  {handle.model_url(model_id)}   "
                       f"(lm-eval base_url: {handle.model_url(model_id)}/completions)")
             print(f"serving on {handle.url} (Ctrl+C stops)", flush=True)
+            _stop_on_sigterm()
             while handle.running:
                 time.sleep(0.2)
             return 1  # the server thread ended on its own
@@ -72,6 +73,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 model.close()
             except KeyboardInterrupt:  # a second Ctrl+C while closing: the workers die with us
                 pass
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `docker stop`, `kill`) stops the server as Ctrl+C does: streams get their
+    final error chunk and the workers exit, instead of dying mid-write."""
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def register(sub) -> None:

@@ -7,6 +7,7 @@ off its base URL, so that root must name one model)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -80,6 +81,7 @@ async def _first(events):
 
 
 router = APIRouter()
+DISCONNECT_POLL_S = 0.1  # how often a request without a stream checks its client is still there
 
 
 @router.get("/v1/models")
@@ -100,12 +102,12 @@ async def create_completion(body: CompletionRequest, request: Request):
 
     def job(prompt, streaming: bool):
         return lambda emit, cancel: completion.run_prompt(
-            served.model, prompt, body, emit if streaming else (lambda item: None), cancel)
+            served.model, prompt, body, emit if streaming else _ignore, cancel)
 
-    if not body.stream:
+    if not body.stream:  # a batch's prompts queue in the lane together: a model with slots runs them at once
+        outs = await asyncio.gather(*(_result(request, served, job(p, False)) for p in prompts))
         choices, usage = [], Usage()
-        for i, prompt in enumerate(prompts):
-            out = await _result(stream_job(served, job(prompt, False), active))
+        for i, out in enumerate(outs):
             logprobs = None
             if body.logprobs is not None:
                 builder = completion.LogprobsBuilder(served.model, body.logprobs)
@@ -120,6 +122,17 @@ async def create_completion(body: CompletionRequest, request: Request):
 
     first_events = stream_job(served, job(prompts[0], True), active)
     first = await _first(first_events)
+
+    def pieces(index: int, builder, item) -> str:
+        what, value = item
+        if what == "prompt":
+            if not body.echo:
+                builder.offset = 0
+                return ""
+            lp = builder.prompt_part(value) if body.logprobs is not None else None
+            return _sse(_chunk(rid, created, served.id, index, value.echo_text, lp, None))
+        lp = builder.token_part([value]) if body.logprobs is not None else None
+        return _sse(_chunk(rid, created, served.id, index, value.text, lp, None))
 
     async def chunks():
         usage = Usage()
@@ -139,16 +152,9 @@ async def create_completion(body: CompletionRequest, request: Request):
                         _count(request, len(value.ids), len(value.generated))
                         yield _sse(_chunk(rid, created, served.id, i, "", None, value.finish))
                         break
-                    what, item = value
-                    if what == "prompt":
-                        if body.echo:
-                            lp = builder.prompt_part(item) if body.logprobs is not None else None
-                            yield _sse(_chunk(rid, created, served.id, i, item.echo_text, lp, None))
-                        else:
-                            builder.offset = 0
-                    else:
-                        lp = builder.token_part([item]) if body.logprobs is not None else None
-                        yield _sse(_chunk(rid, created, served.id, i, item.text, lp, None))
+                    text = "".join(pieces(i, builder, item) for item in value)
+                    if text:
+                        yield text
             finally:
                 await events.aclose()
         if body.stream_options and body.stream_options.include_usage:
@@ -157,6 +163,10 @@ async def create_completion(body: CompletionRequest, request: Request):
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+def _ignore(_item) -> None:
+    """A job's emit when nothing streams."""
 
 
 def _chunk(rid, created, model_id, index, text, logprobs, finish) -> dict:
@@ -174,8 +184,18 @@ def _add_usage(usage: Usage, prompt: int, generated: int, capped_to: int | None)
             capped_to, usage.max_tokens_capped_to)
 
 
-async def _result(events):
-    """Run a job to its end and return its result (raising its error as an ApiError)."""
+async def _result(request: Request, served: Served, job):
+    """Run a job to its end and return its result (its error raised as an ApiError). A client that leaves
+    before the answer cancels it, as a stream's does: the model is not kept busy for nobody."""
+    cancel = Cancel()
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await asyncio.sleep(DISCONNECT_POLL_S)
+        cancel.cancel("disconnected")
+
+    watcher = asyncio.create_task(watch())
+    events = stream_job(served, job, _state(request).active, cancel)
     try:
         async for kind, value in events:
             if kind == "error":
@@ -183,6 +203,7 @@ async def _result(events):
             if kind == "done":
                 return value
     finally:
+        watcher.cancel()
         await events.aclose()
     raise ApiError(500, "The request ended without a result.", "server_error")
 
@@ -192,13 +213,12 @@ async def create_chat(body: ChatRequest, request: Request):
     served = _served(request, body.model, "/v1/chat/completions")
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     k = (body.top_logprobs or 0) if body.logprobs else 0
-    active = _state(request).active
 
     def job(streaming: bool):
-        return lambda emit, cancel: run_chat(served.model, body, emit if streaming else (lambda e: None), cancel)
+        return lambda emit, cancel: run_chat(served.model, body, emit if streaming else _ignore, cancel)
 
     if not body.stream:
-        out = await _result(stream_job(served, job(False), active))
+        out = await _result(request, served, job(False))
         usage = Usage()
         _add_usage(usage, out.prompt_tokens, len(out.generated), out.capped_to)
         _count(request, usage.prompt_tokens, usage.completion_tokens)
@@ -207,13 +227,17 @@ async def create_chat(body: ChatRequest, request: Request):
             message=ChatResponseMessage(content=out.text), logprobs=logprobs, finish_reason=out.finish)]
         ).model_dump(exclude_none=True)
 
-    events = stream_job(served, job(True), active)
+    events = stream_job(served, job(True), _state(request).active)
     first = await _first(events)
 
     def chunk(delta: dict, logprobs=None, finish=None) -> dict:
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": served.id,
                 "choices": [choice]}
+
+    def token_chunk(event) -> str:
+        lp = {"content": [t.model_dump() for t in token_logprobs([event], k)]} if body.logprobs else None
+        return _sse(chunk({"content": event.text}, lp))
 
     async def chunks():
         pending = [first]
@@ -233,8 +257,7 @@ async def create_chat(body: ChatRequest, request: Request):
                         yield _sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                                     "model": served.id, "choices": [], "usage": usage.model_dump(exclude_none=True)})
                     break
-                lp = ({"content": [t.model_dump() for t in token_logprobs([value], k)]} if body.logprobs else None)
-                yield _sse(chunk({"content": value.text}, lp))
+                yield "".join(token_chunk(event) for event in value)
         finally:
             await events.aclose()
         yield "data: [DONE]\n\n"

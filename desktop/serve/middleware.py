@@ -52,6 +52,10 @@ class ServeMiddleware:
             receive = await self._checked(scope, receive, sending)
             if receive is not None:
                 await self.app(scope, receive, sending)
+        except Exception as exc:  # a bug of ours: a 500 in the API's shape, the traceback in the log only
+            log.error("unexpected error serving %s", scope.get("path"), exc_info=exc)
+            if status["code"] == 0:
+                await send_error(sending, 500, f"internal error ({type(exc).__name__}: {exc})", "server_error")
         finally:
             self._record(scope, started, status["code"], time.perf_counter() - t0)
 

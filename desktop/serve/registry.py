@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 
 from desktop.engine.model import Model
-from desktop.serve.errors import ApiError
+from desktop.serve.errors import ApiError, from_exception
 
 T = TypeVar("T")
 THREADS = 64  # blocking calls at once over every model; a request waiting in a lane takes none
@@ -88,9 +88,12 @@ class Registry:
                        "model_required")
 
     async def run(self, served: Served, fn: Callable[..., T], *args) -> T:
-        """``fn(*args)`` on a thread, in the model's lane."""
+        """``fn(*args)`` on a thread, in the model's lane; its failure raised as the client's ``ApiError``."""
         async with served.lane:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+            try:
+                return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+            except Exception as exc:
+                raise from_exception(exc) from None
 
 
 def check_id(model_id: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -89,24 +90,33 @@ def cancelled_error(reason: str | None) -> ApiError:
 Job = Callable[[Callable[[Any], None], Cancel], Any]
 
 
-async def stream_job(served: Served, job: Job, active: set[Cancel]) -> AsyncIterator[tuple[str, Any]]:
-    """Run ``job(emit, cancel)`` on its own thread in the model's lane; yield ("item", x) for each
-    ``emit(x)``, then ("done", result) or ("error", exception). Closing the iterator early (the client
-    left) cancels the job; the lane is freed when the job's thread ends, so the next request starts then."""
+async def stream_job(served: Served, job: Job, active: set[Cancel],
+                     cancel: Cancel | None = None) -> AsyncIterator[tuple[str, Any]]:
+    """Run ``job(emit, cancel)`` on its own thread in the model's lane; yield ("items", [x, ...]) for the
+    ``emit(x)`` calls that are ready (several at once when tokens come in a burst: one write for them), then
+    ("done", result) or ("error", exception). Closing the iterator early (the client left) cancels the job;
+    the lane is freed when the job's thread ends, so the next request starts then."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    cancel = Cancel()
+    pending: deque = deque()  # filled on the loop's thread only (call_soon_threadsafe)
+    ready = asyncio.Event()
+
+    def put(message) -> None:
+        pending.append(message)
+        ready.set()
+
+    cancel = cancel or Cancel()
     await served.lane.acquire()
     active.add(cancel)
 
     def post(message) -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, message)
+            loop.call_soon_threadsafe(put, message)
         except RuntimeError:  # the loop is gone (the server stopped): nobody is listening
             pass
 
     def run() -> None:
         try:
+            cancel.check()  # its client left while it waited in the lane: nothing to do
             message = ("done", job(lambda item: post(("item", item)), cancel))
         except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers it)
             message = ("error", exc)
@@ -119,10 +129,20 @@ async def stream_job(served: Served, job: Job, active: set[Cancel]) -> AsyncIter
     threading.Thread(target=run, name=f"tandem-serve-{served.id}", daemon=True).start()
     try:
         while True:
-            kind, value = await queue.get()
-            yield kind, value
-            if kind != "item":
+            await ready.wait()
+            ready.clear()
+            items = []
+            while pending:
+                kind, value = pending.popleft()
+                if kind == "item":
+                    items.append(value)
+                    continue
+                if items:
+                    yield "items", items
+                yield kind, value
                 return
+            if items:
+                yield "items", items
     finally:
         cancel.cancel()  # a no-op once the job has ended
         active.discard(cancel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
@@ -206,3 +207,70 @@ def test_request_log_and_set_models(instruct_model, base_model):
     first = records[0]
     assert (first.route, first.model, first.status, first.prompt_tokens) == ("/v1/completions", "a", 200, 2)
     assert 1 <= first.completion_tokens <= 2 and records[-1].status == 404
+
+
+def test_serving_opens_no_outgoing_connection(instruct_model, monkeypatch):
+    """Every route answered while any connection other than the client's own to the server is recorded:
+    the server never reaches out (offline by construction)."""
+    import socket
+
+    attempts: list = []
+    real_connect = socket.socket.connect
+    with ServerHandle({"m": instruct_model}, ServerConfig(port=0)) as handle:
+        own = ("127.0.0.1", int(handle.url.rsplit(":", 1)[1]))
+
+        def connect(self, address):
+            if self.family != socket.AF_UNIX and tuple(address[:2]) != own:
+                attempts.append(address)
+                raise OSError(f"outgoing connection {address!r}")
+            return real_connect(self, address)
+
+        monkeypatch.setattr(socket.socket, "connect", connect)
+        with httpx.Client(base_url=handle.url, timeout=60) as c:
+            assert c.get("/v1/models").status_code == 200
+            assert c.get("/tokenizer_info").status_code == 200
+            assert c.post("/tokenize", json={"prompt": "hi"}).status_code == 200
+            assert c.post("/detokenize", json={"tokens": [5]}).status_code == 200
+            assert c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2, "echo": True,
+                                                   "logprobs": 1}).status_code == 200
+            assert c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
+                                                        "max_tokens": 2, "stream": True}).status_code == 200
+    assert attempts == []
+
+
+def test_a_remote_model_is_not_served_again(instruct_model):
+    from desktop.engine.model import Capabilities
+    from desktop.serve import ServeError
+
+    class Remote:  # only what the check reads: a model whose requests leave for a server
+        capabilities = Capabilities(remote=True)
+
+    with pytest.raises(ServeError, match="only local models"):
+        ServerHandle({"remote": Remote()})
+    with ServerHandle({"m": instruct_model}, ServerConfig(port=0)) as handle:
+        with pytest.raises(ServeError, match="only local models"):
+            handle.set_models({"remote": Remote()})
+        with pytest.raises(ServeError, match="served model id"):
+            handle.set_models({"a/b": instruct_model})
+
+
+def test_stream_usage_and_chat_messages_tokenized(instruct_model, client):
+    def events(path: str, body: dict) -> list[dict]:
+        with client.stream("POST", path, json=body) as s:
+            lines = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "[DONE]"
+        return [json.loads(x) for x in lines[:-1]]
+
+    done = events("/v1/completions", {"prompt": [1, 5, 6], "max_tokens": 3, "temperature": 0, "stream": True,
+                                       "stream_options": {"include_usage": True}})
+    assert done[-1]["choices"] == [] and done[-1]["usage"]["prompt_tokens"] == 3
+    assert done[-1]["usage"]["completion_tokens"] == len(done[:-2])  # one chunk per token, then the finish
+    chat = events("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
+                                            "stream": True, "stream_options": {"include_usage": True}})
+    assert chat[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chat[-2]["choices"][0]["finish_reason"] in ("stop", "length") and chat[-1]["usage"]["total_tokens"] > 0
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    ids = client.post("/tokenize", json={"messages": messages}).json()["tokens"]
+    rendered = instruct_model.render_chat([{"role": "user", "content": "hi"}])
+    assert ids == instruct_model.tokenize(rendered, True, add_bos=True)
+    assert client.post("/tokenize", json={"messages": messages, "prompt": "x"}).status_code == 400

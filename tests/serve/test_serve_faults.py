@@ -49,6 +49,20 @@ def test_disconnect_mid_stream_frees_the_model(slow_server):
     assert waited < LONG / 40 * (time.monotonic() - t0)
 
 
+def test_client_leaving_a_request_without_stream_cancels_it(slow_server):
+    handle, model = slow_server
+    with httpx.Client(base_url=handle.url, timeout=60) as c:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up; the server notices it left
+            c.post("/v1/completions", json={"prompt": [1, 5, 6], "max_tokens": LONG, "temperature": 0},
+                   timeout=httpx.Timeout(60, read=1.0))
+        t0 = time.monotonic()
+        assert c.post("/v1/completions", json={"prompt": [1, 5], "max_tokens": 1}).status_code == 200
+        waited = time.monotonic() - t0
+        full = c.post("/v1/completions", json={"prompt": [1, 5, 6], "max_tokens": 40, "temperature": 0})
+        assert full.json()["usage"]["completion_tokens"] == 40
+    assert waited < LONG / 40 * (time.monotonic() - t0)
+
+
 def test_worker_killed_mid_request_is_503_then_ok(slow_server):
     handle, model = slow_server
     with httpx.Client(base_url=handle.url, timeout=120) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -98,7 +112,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ctrl_c_with_a_stream_in_flight(slow_base, tandem_home):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_with_a_stream_in_flight(slow_base, tandem_home, how):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO), TANDEM_HOME=str(tandem_home))
     proc = subprocess.Popen([sys.executable, "-m", "desktop", "serve", "--model", str(slow_base), "--port",
@@ -113,7 +128,10 @@ def test_ctrl_c_with_a_stream_in_flight(slow_base, tandem_home):
                 "POST", "/v1/completions", json={"prompt": [1, 5], "max_tokens": LONG, "stream": True}) as s:
             lines = s.iter_lines()
             next(lines)
-            os.killpg(proc.pid, signal.SIGINT)  # Ctrl+C in a terminal: the whole process group
+            if how == "ctrl-c":
+                os.killpg(proc.pid, signal.SIGINT)  # Ctrl+C in a terminal: the whole process group
+            else:
+                proc.send_signal(signal.SIGTERM)
             rest = list(lines)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -121,7 +139,9 @@ def test_ctrl_c_with_a_stream_in_flight(slow_base, tandem_home):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err, err
-    assert rest and rest[-1] in ("data: [DONE]", "")
+    data = [line for line in rest if line]
+    assert data[-1] == "data: [DONE]"  # the stream in flight ended with an error chunk, then [DONE]
+    assert json.loads(data[-2][6:])["error"]["code"] in ("shutting_down", "worker_crashed")
 
 
 def test_importing_the_server_package_loads_no_http_stack():
