@@ -258,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_and_print(args: argparse.Namespace) -> int:
+    if getattr(args, "serve", False):  # `tandem bench --serve`: its own suite, opt-in (it needs the real models)
+        from bench import serve_bench
+
+        return serve_bench.run_and_print(args)
     results, json_path, md_path = run(args)
     print()
     print(markdown_table(results))

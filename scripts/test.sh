@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Tandem with its test extras into .venv (compiling llama.cpp the first time; pip caches the
+# Installs Tandem with its test and eval extras into .venv (compiling llama.cpp the first time; pip caches the
 # wheel after that) and runs the whole suite: import contracts, lint, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,9 @@ if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
   fi
   .venv/bin/python -m pip install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-0.3.36-*.whl
 fi
-.venv/bin/python -m pip install -q -e '.[test]'
+# The eval extra (lm-evaluation-harness, no torch) is what `tandem eval` and the lm-eval proof in tests/real
+# use: installed from its own extra so its pin lives in one place.
+.venv/bin/python -m pip install -q -e '.[test,eval]'
 # System tools some tests use (Xvfb screenshots are manual; these validate the launcher files).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()

@@ -66,6 +66,17 @@ def test_wheel_carries_resources(wheel):
     assert not any(n.startswith("resources/") for n in names), "resources must live inside the package"
 
 
+def test_wheel_carries_the_eval_tasks(wheel):
+    """`tandem eval` runs the project's own lm-eval tasks offline: their YAML, questions and loader ship inside the
+    package (pyproject's package-data), every file of the tasks folder."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tasks = ROOT / "desktop" / "eval" / "tasks"
+    in_checkout = {f"desktop/eval/tasks/{p.name}" for p in tasks.iterdir() if p.suffix in (".yaml", ".jsonl", ".py")}
+    assert {"desktop/eval/tasks/tandem_mc.yaml", "desktop/eval/tasks/tandem_mc.jsonl",
+            "desktop/eval/tasks/tandem_data.py"} <= in_checkout
+    assert in_checkout <= names
+
+
 def test_installed_wheel_finds_its_resources(wheel, tmp_path):
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:  # what pip install does for a pure wheel: unpack into site-packages

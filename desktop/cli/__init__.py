@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "desktop.cli.lens_cmds",
     "desktop.cli.endpoint_cmds",
     "desktop.cli.serve_cmd",
+    "desktop.cli.eval_cmd",
 )
 
 

@@ -42,6 +42,12 @@ def register(subparsers) -> None:
                         "against llama-bench at its defaults, with PASS/FAIL per target")
     p.add_argument("--depth", type=_positive, default=None, metavar="N",
                    help="context before the deep decode figure (default 2000)")
+    p.add_argument("--serve", action="store_true",
+                   help="the serve bench instead (bench/serve_bench.py, on the real pair or --model files): "
+                        "streaming through the API vs the engine, 4 clients vs llama-server --parallel 4, lm-eval "
+                        "vs llama_cpp.server, time to first byte; --only stream,parallel,lmeval,ttfb")
+    p.add_argument("--limit", type=_positive, default=None, metavar="N",
+                   help="with --serve: lm-eval on the first N questions only")
     p.set_defaults(func=run)
 
 
