@@ -11,9 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from desktop.cli.engine_cmds import whole_number
 from desktop.core.errors import TandemError
 
 SHAPES = ("0.5b", "1.5b")
+_positive = whole_number(1)  # threads, repetitions and depth: 0 of them measures nothing
 
 
 def register(subparsers) -> None:
@@ -43,16 +45,6 @@ def register(subparsers) -> None:
     p.add_argument("--depth", type=_positive, default=None, metavar="N",
                    help="context before the deep decode figure (default 2000)")
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 def _bench_package():

@@ -1,0 +1,53 @@
+"""The CLI's command list and its shared flags: every listed module imports and registers its commands (a
+misspelt name used to be skipped without a word), and one validator holds the rule for every count flag."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+
+from desktop.cli import _COMMAND_MODULES, build_parser
+from desktop.cli.engine_cmds import whole_number
+
+
+@pytest.mark.parametrize("name", _COMMAND_MODULES)
+def test_every_listed_command_module_imports_and_registers(name):
+    module = importlib.import_module(name)
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    module.register(sub)
+    assert sub.choices, f"{name} registered no command"
+
+
+def test_the_parser_offers_each_module_s_commands():
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    assert {"complete", "chat", "score", "compare", "endpoints", "selftest"} <= commands
+
+
+def test_a_misspelt_command_module_fails_loudly(monkeypatch):
+    import desktop.cli as cli
+
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", (*_COMMAND_MODULES, "desktop.cli.no_such_cmds"))
+    with pytest.raises(ModuleNotFoundError):
+        cli.build_parser()
+
+
+def test_whole_number_has_one_rule_with_its_minimum():
+    count, at_least_one = whole_number(0), whole_number(1)
+    assert count("0") == 0 and at_least_one("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="must be 1 or more, got 0"):
+        at_least_one("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be 0 or more, got -2"):
+        count("-2")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number, got '2.5'"):
+        count("2.5")
+
+
+def test_model_and_endpoint_flags_are_one_set_on_complete_chat_and_score():
+    parser = build_parser()
+    for command in ("complete", "chat", "score"):
+        extra = ["--prompt", "a", "--continuation", "b"] if command == "score" else ["hi"]
+        args = parser.parse_args([command, "--model", "m.gguf", "--endpoint", "box", *extra])
+        assert (args.model, args.endpoint) == ("m.gguf", "box")
