@@ -51,3 +51,26 @@ def test_model_and_endpoint_flags_are_one_set_on_complete_chat_and_score():
         extra = ["--prompt", "a", "--continuation", "b"] if command == "score" else ["hi"]
         args = parser.parse_args([command, "--model", "m.gguf", "--endpoint", "box", *extra])
         assert (args.model, args.endpoint) == ("m.gguf", "box")
+
+
+def test_bench_is_not_offered_where_the_checkout_s_bench_is_missing(tmp_path):
+    """An installed app has desktop/ but no bench/: `tandem --help` must not list a command it would refuse."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import desktop
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "desktop").symlink_to(Path(desktop.__file__).parent)
+    env = {**os.environ, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
+    code = "from desktop.cli import build_parser; print(sorted(build_parser()._subparsers._group_actions[0].choices))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'complete'" in out.stdout and "'bench'" not in out.stdout
+    here = subprocess.run([sys.executable, "-c", code], cwd=Path(desktop.__file__).parents[1], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "'bench'" in here.stdout  # from a checkout, `python -m desktop bench` still runs it
