@@ -43,14 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tandem {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command module still being written
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    for name in _COMMAND_MODULES:  # a misspelt or missing module fails here, loudly (tests/test_cli_commands.py)
+        importlib.import_module(name).register(sub)
     return parser
 
 

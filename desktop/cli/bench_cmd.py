@@ -1,22 +1,33 @@
 """`tandem bench`: Tandem's engine measured side by side with llama.cpp's own llama-bench.
 
 The suite lives in ``bench/`` at the top of a source checkout (it builds llama-bench from source and
-writes its results there), so this command only parses its options and hands over; the bench modules
-are imported when the command runs, never when ``tandem`` starts.
+writes its results there) and is not part of the installed package, so the command is offered only where
+``bench`` can be imported as it stands: ``python -m desktop bench`` from a checkout, or a checkout on
+PYTHONPATH. An installed app does not list a command it would refuse. This module only parses the options
+and hands over; the bench modules are imported when the command runs, never when ``tandem`` starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib.util
 from pathlib import Path
 
-from desktop.core.errors import TandemError
+from desktop.cli.engine_cmds import whole_number
 
 SHAPES = ("0.5b", "1.5b")
+_positive = whole_number(1)  # threads, repetitions and depth: 0 of them measures nothing
+
+
+def available() -> bool:
+    """Whether a checkout's ``bench/`` suite is importable here (found, not imported: ``tandem`` starts fast)."""
+    spec = importlib.util.find_spec("bench")
+    return bool(spec and spec.origin and (Path(spec.origin).parent / "run.py").is_file())
 
 
 def register(subparsers) -> None:
+    if not available():
+        return
     p = subparsers.add_parser(
         "bench",
         help="benchmark decode/prefill/latency/memory against llama-bench (from a source checkout)",
@@ -51,29 +62,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _bench_package():
-    """Import ``bench.run`` from the checkout this package lives in."""
-    checkout = Path(__file__).resolve().parents[2]
-    if not (checkout / "bench" / "run.py").is_file():
-        raise TandemError("tandem bench runs from a source checkout (it needs the bench/ folder next to "
-                          "desktop/); clone the repository and run it there.")
-    if str(checkout) not in sys.path:
-        sys.path.insert(0, str(checkout))
+def run(args: argparse.Namespace) -> int:
     from bench import run as bench_run
 
-    return bench_run
-
-
-def run(args: argparse.Namespace) -> int:
-    bench_run = _bench_package()
     return bench_run.run_and_print(args)

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from desktop.cli.endpoint_cmds import add_endpoint_flag
@@ -18,43 +19,61 @@ class UsageError(TandemError):
     exit_code = 2
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def whole_number(minimum: int = 0) -> Callable[[str], int]:
+    """The argparse type of every count flag: a whole number of at least ``minimum``, or a one-line usage
+    error. 0 is the minimum where it means something (no top-k, no logprobs, the default threads or context);
+    1 where it doesn't (repetitions)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its "invalid ... value" fallback
+    return parse
+
+
+count = whole_number(0)
+positive_int = count  # its old name, which said "positive" of a rule that takes 0: still imported by serve_cmd
 
 
 def gpu_layers(text: str):
     if text == "auto":
         return "auto"
     try:
-        return positive_int(text)
+        return count(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number of layers, got {text!r}") from None
 
 
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--endpoint``: a local GGUF file, or a model on a server (``load_from_args`` opens it)."""
+    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
+    add_endpoint_flag(p)
+
+
 def add_load_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: physical cores)")
-    p.add_argument("--ctx", type=positive_int, default=None, help="context size in tokens (default: min(trained, 4096))")
+    p.add_argument("--threads", type=count, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument("--ctx", type=count, default=None, help="context size in tokens (default: min(trained, 4096))")
     p.add_argument("--gpu-layers", type=gpu_layers, default="auto", help="layers to offload: auto or a number")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-tokens", type=positive_int, default=256)
+    p.add_argument("--max-tokens", type=count, default=256)
     p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=positive_int, default=40)
+    p.add_argument("--top-k", type=count, default=40)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--min-p", type=float, default=0.05)
     p.add_argument("--repeat-penalty", type=float, default=1.1)
-    p.add_argument("--seed", type=positive_int, default=None, help="pin the seed to reproduce a sample exactly")
+    p.add_argument("--seed", type=count, default=None, help="pin the seed to reproduce a sample exactly")
     p.add_argument("--stop", action="append", default=[], metavar="STR", help="stop when this text appears (repeatable)")
     p.add_argument("--grammar", default=None, metavar="GBNF", help="GBNF grammar text, or @FILE")
     p.add_argument("--json-schema", default=None, metavar="SCHEMA", help="JSON schema text, or @FILE")
-    p.add_argument("--logprobs", type=positive_int, default=0, metavar="K", help="top-K alternatives per token")
+    p.add_argument("--logprobs", type=count, default=0, metavar="K", help="top-K alternatives per token")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
     add_load_flags(p)
 
@@ -215,15 +234,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("complete", help="continue a text with a model (raw completion)")
-    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
-    add_endpoint_flag(p)
+    add_model_flags(p)
     add_sampling_flags(p)
     p.add_argument("prompt", metavar="PROMPT")
     p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("chat", help="ask an instruct model, through its chat template")
-    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
-    add_endpoint_flag(p)
+    add_model_flags(p)
     p.add_argument("--system", default=None, metavar="S", help="system prompt")
     p.add_argument("--show-prompt", action="store_true", help="print the templated prompt and exit")
     add_sampling_flags(p)
@@ -231,13 +248,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("score", help="log-probabilities of a given continuation (no sampling)")
-    p.add_argument("--model", default=None, metavar="PATH", help="a GGUF file, or with --endpoint the server's model id")
-    add_endpoint_flag(p)
+    add_model_flags(p)
     p.add_argument("--prompt", required=True, metavar="TEXT")
     p.add_argument("--continuation", required=True, metavar="TEXT")
     p.add_argument("--chat", action="store_true", help="treat the prompt as a user message (chat template)")
     p.add_argument("--system", default=None, metavar="S")
-    p.add_argument("--top-k", type=positive_int, default=0, metavar="K",
+    p.add_argument("--top-k", type=count, default=0, metavar="K",
                    help="also each token's rank over the whole vocabulary and the top-K alternatives")
     p.add_argument("--json", action="store_true")
     add_load_flags(p)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from desktop.cli.engine_cmds import UsageError, add_load_flags, positive_int
+from desktop.cli.engine_cmds import UsageError, add_load_flags, count
 from desktop.core.errors import ExperimentError, LibraryError
 
 # The CLI's names for the base model's context; "template" is the lens's CHAT_CONTEXT ("chat").
@@ -71,8 +71,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     how.add_argument("--urial", action="store_true", help="short for --base-context urial")
     how.add_argument("--icl", action="store_true", help="short for --base-context icl")
     p.add_argument("--system", default=None, metavar="S", help="system prompt for the instruct model")
-    p.add_argument("--max-tokens", type=positive_int, default=256, help="answer length limit (default 256)")
-    p.add_argument("--top-k", type=positive_int, default=20,
+    p.add_argument("--max-tokens", type=count, default=256, help="answer length limit (default 256)")
+    p.add_argument("--top-k", type=count, default=20,
                    help="alternatives per position from each model, for the top-3 and the KL (default 20)")
     add_load_flags(p)
 
@@ -215,7 +215,7 @@ def register(sub) -> None:
                    help=".jsonl ({\"prompt\": ...} per line) or .txt (a prompt per line); "
                         "default: the built-in set of 51 prompts")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder; run again to resume")
-    p.add_argument("--seed", type=positive_int, default=0, help="sampling seed (recorded; greedy by default)")
+    p.add_argument("--seed", type=count, default=0, help="sampling seed (recorded; greedy by default)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, as in the paper (default)")
-    p.add_argument("--limit", type=positive_int, default=0, metavar="N", help="only the first N prompts")
+    p.add_argument("--limit", type=count, default=0, metavar="N", help="only the first N prompts")
     p.set_defaults(func=cmd_experiment)

@@ -50,9 +50,8 @@ def endpoint_models(endpoint: str) -> EndpointModels:
     DNS lookup."""
     from desktop.core.endpoints import EndpointStore
     from desktop.core.errors import TandemError
-    from desktop.engine.remote import detect
-    from desktop.engine.remote_engines import LABELS
     from desktop.engine.remote_http import Transport
+    from desktop.engine.remote_registry import detect, label
 
     url = endpoint
     try:
@@ -64,7 +63,7 @@ def endpoint_models(endpoint: str) -> EndpointModels:
             t.close()
     except (TandemError, ValueError) as exc:
         return EndpointModels(endpoint, url, error=str(exc))
-    return EndpointModels(endpoint, url, LABELS[facts.engine], tuple(m.id for m in facts.models))
+    return EndpointModels(endpoint, url, label(facts.engine), tuple(m.id for m in facts.models))
 
 
 def describe_endpoint(url: str, api_key: str | None = None) -> dict:

@@ -1,7 +1,7 @@
 """What this machine and this llama.cpp build offer: threads, GPU devices, CPU features.
 
 Read in a worker process (``worker.hardware_main``), since it needs llama.cpp's libraries; the app shows it
-on the Models page and ``tandem hardware`` prints it.
+on the Models page and ``tandem doctor`` prints it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import ctypes
 import os
 import sys
 
-from desktop.engine.native import L
+from desktop.engine.native import L, ggml_library
 
 
 def default_threads() -> int:
@@ -73,9 +73,7 @@ def gpu_backend_name() -> str:
 
 def _ggml_lib():
     try:
-        from llama_cpp import _ggml
-
-        return _ggml.libggml
+        return ggml_library()
     except Exception as exc:  # an unusual build without the ggml bindings: no device list, CPU assumed
         print(f"tandem: no ggml device list: {exc}", file=sys.stderr)  # the worker's log
         return None

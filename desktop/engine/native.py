@@ -5,6 +5,10 @@ llama.cpp's shared libraries (and numpy) there would cost memory and start time 
 modules write ``from desktop.engine.native import L, np`` and use ``L.llama_decode(...)`` as if they had
 imported the modules themselves: ``L`` and ``np`` are stand-ins that ``load()`` points at the real modules
 (an attribute is looked up once, then kept on the stand-in). Before ``load()`` any use says so.
+
+This is the one module that imports llama_cpp (tests/test_imports.py keeps it so); the two submodules the
+worker needs beyond ``L`` (the JSON-schema grammar converter and the ggml device registry) come through the
+functions at the end.
 """
 
 from __future__ import annotations
@@ -37,3 +41,17 @@ def load() -> None:
 
     L._module = llama_cpp
     np._module = numpy
+
+
+def json_schema_to_gbnf(schema: str) -> str:
+    """llama-cpp-python's JSON schema -> GBNF converter (pure Python; imported on first use)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf as convert
+
+    return convert(schema)
+
+
+def ggml_library() -> Any:
+    """The loaded ggml library (its backend device registry), for the hardware report."""
+    from llama_cpp import _ggml
+
+    return _ggml.libggml

@@ -1,7 +1,8 @@
 """A model on a remote inference server (vLLM, SGLang, llama-server, Ollama, any OpenAI-compatible one),
 behind the same ``Model`` interface as a local GGUF.
 
-``connect()`` asks the server what it is (``/v1/models`` plus each engine's own routes), picks the model,
+``connect()`` asks the server what it is (``/v1/models`` plus each engine's own routes, through the registry
+in ``remote_registry``), picks the model,
 and checks the server's numbers before trusting them: the logprob the server gives a token it *generated*
 must equal the logprob it gives the same token when that text is scored. A server that fails (llama-cpp-python
 0.3.36's echo logprobs are shifted by one position) gets scoring turned off, with the reason in one line in
@@ -22,15 +23,14 @@ from typing import Literal
 from desktop.core.errors import (
     ChatTemplateError,
     EngineError,
-    RemoteError,
     ScoringUnavailable,
     ServerProtocolError,
     UnknownModel,
 )
 from desktop.engine.model import Capabilities
-from desktop.engine.remote_engines import LABELS, Dialect
+from desktop.engine.remote_engines import Dialect, Request, ServerFacts, ServerModel
 from desktop.engine.remote_http import Transport
-from desktop.engine.remote_native import DIALECTS
+from desktop.engine.remote_registry import detect, dialect
 from desktop.engine.remote_stream import RemoteStream
 from desktop.engine.types import (
     FinalEvent,
@@ -58,67 +58,12 @@ class RemoteInfo:
     chat_template: str | None
     bos_text: str = ""
     eos_text: str = ""
-    engine: str = "openai"
+    engine: str = Dialect.kind  # ServerFacts.engine
     endpoint: str = ""  # the endpoint's name or URL, for the status bar
 
     @property
     def kind(self) -> Literal["base", "instruct"]:
         return "instruct" if self.chat_template else "base"
-
-
-@dataclass(frozen=True)
-class ServerModel:
-    id: str
-    n_ctx: int = 0
-    n_vocab: int = 0
-
-
-@dataclass(frozen=True)
-class ServerFacts:
-    """What detection found: the engine, its version, the models and the llama-server props."""
-
-    engine: str
-    version: str
-    models: tuple[ServerModel, ...]
-    props: Mapping | None = None
-
-
-def detect(t: Transport) -> ServerFacts:
-    """Which engine answers at ``t`` and which models it serves. Raises RemoteError (down, 401/403...)."""
-    listing = t.get_json("/v1/models", quiet_404=True)  # every engine has it; 401/403/down raise here
-    models = []
-    if isinstance(listing, Mapping) and isinstance(listing.get("data"), list):
-        for m in listing["data"]:
-            if isinstance(m, Mapping) and m.get("id"):
-                meta = m.get("meta") if isinstance(m.get("meta"), Mapping) else {}
-                models.append(ServerModel(str(m["id"]), int(m.get("max_model_len") or meta.get("n_ctx_train") or 0),
-                                          int(meta.get("n_vocab") or 0)))
-    elif listing is not None:
-        raise ServerProtocolError(f"{t.where} answered /v1/models with something that is not a model list.")
-    props = t.probe("GET", "/props")
-    if isinstance(props, Mapping) and "default_generation_settings" in props:
-        n_ctx = int((props.get("default_generation_settings") or {}).get("n_ctx") or 0)
-        models = [replace(m, n_ctx=n_ctx or m.n_ctx) for m in models]
-        return ServerFacts("llama-server", str(props.get("build_info", "")), tuple(models), props)
-    info = t.probe("GET", "/get_model_info")
-    if isinstance(info, Mapping) and "model_path" in info:
-        ver = t.probe("GET", "/version") or {}
-        if not models:
-            models = [ServerModel(str(info["model_path"]))]
-        return ServerFacts("sglang", str(ver.get("version", "")), tuple(models))
-    tags = t.probe("GET", "/api/tags")
-    if isinstance(tags, Mapping) and isinstance(tags.get("models"), list):
-        ver = t.probe("GET", "/api/version") or {}
-        names = [str(m.get("name") or m.get("model")) for m in tags["models"] if isinstance(m, Mapping)]
-        return ServerFacts("ollama", str(ver.get("version", "")), tuple(ServerModel(n) for n in names))
-    if listing is None:
-        raise RemoteError(f"{t.where} is not an inference server Tandem knows (no /v1/models, /props or /api/tags).")
-    ver = t.probe("GET", "/version")
-    if isinstance(ver, Mapping) and "version" in ver:
-        return ServerFacts("vllm", str(ver["version"]), tuple(models))
-    if listing.get("data") and all(isinstance(m, Mapping) and m.get("owned_by") == "me" for m in listing["data"]):
-        return ServerFacts("llama-cpp-python", "", tuple(models))  # llama_cpp/server/app.py get_models
-    return ServerFacts("openai", "", tuple(models))
 
 
 class RemoteModel:
@@ -129,15 +74,13 @@ class RemoteModel:
         self._t = transport
         self.facts = facts
         self.model_id = model_id
-        self._dialect: Dialect = DIALECTS[facts.engine]()
+        self._dialect: Dialect = dialect(facts.engine)
+        self._label = self._dialect.label
         entry = next((m for m in facts.models if m.id == model_id), ServerModel(model_id))
-        props = facts.props or {}
-        template = props.get("chat_template") or None
-        if facts.engine == "vllm":
-            template = self._vllm_template_probe()
+        texts = self._dialect.model_texts(transport, facts, model_id)
         self._info = RemoteInfo(name=model_id, n_ctx=entry.n_ctx, n_vocab=entry.n_vocab,
-                                backend=f"{LABELS[facts.engine]} @ {transport.host}", chat_template=template,
-                                bos_text=str(props.get("bos_token") or ""), eos_text=str(props.get("eos_token") or ""),
+                                backend=f"{self._label} @ {transport.host}", chat_template=texts.chat_template,
+                                bos_text=texts.bos_text, eos_text=texts.eos_text,
                                 engine=facts.engine, endpoint=endpoint or transport.base_url)
         self._caps = self._base_capabilities()
         if verify and self._caps.scoring:
@@ -146,15 +89,9 @@ class RemoteModel:
                 self._caps = replace(self._caps, scoring=False, scoring_note=note)
 
     # -- what the server can do ----------------------------------------------------------------------------
-    def _vllm_template_probe(self) -> str | None:
-        """vLLM renders chat only when the model has a template; a base model's /tokenize with messages fails."""
-        ok = self._t.probe("POST", "/tokenize", {"model": self.model_id, "messages": [{"role": "user", "content": "hi"}],
-                                                 "add_generation_prompt": True})
-        return "(applied by the vLLM server)" if isinstance(ok, Mapping) and "tokens" in ok else None
-
     def _base_capabilities(self) -> Capabilities:
-        d, label = self._dialect, LABELS[self.facts.engine]
-        scoring = d.score_request(self.model_id, "x", 0) is not None
+        d, label = self._dialect, self._label
+        scoring = d.can_score
         scoring_note = "" if scoring else (
             f"cross-scoring needs a server that scores given text (vLLM, SGLang); this {label} can't")
         template_note = "" if d.can_render else (
@@ -166,7 +103,7 @@ class RemoteModel:
 
     def verify_scoring(self) -> tuple[bool, str]:
         """Generate a few greedy tokens, score the same text, and compare the two logprobs of each token."""
-        label = LABELS[self.facts.engine]
+        label = self._label
         params = SamplingParams(temperature=0.0, top_k=1, max_tokens=VERIFY_TOKENS, logprobs=1, seed=0,
                                 repeat_penalty=1.0)
         try:
@@ -215,26 +152,17 @@ class RemoteModel:
              system: str | None = None, threads: int | None = None) -> RemoteStream:
         params = (params or SamplingParams()).validate()
         msgs = _messages(messages, system)
-        if self.facts.engine == "llama-server":  # its own template, then /completion: token ids and top-k as raw
+        if self._dialect.chat_through_template:
             return self.complete(self.render_chat(messages, system=system), params)
         return RemoteStream(self, self._dialect.chat_request(self.model_id, msgs, params))
 
     def render_chat(self, messages: Sequence[Mapping[str, str]], system: str | None = None) -> str:
         if not self._caps.server_template:
             raise ChatTemplateError(f"Can't show the prompt: {self._caps.template_note}.")
-        msgs = _messages(messages, system)
-        req = self._dialect.render_requests(self.model_id, msgs)
-        reply = self._t.post_json(req.path, req.body, model=self.model_id)
-        if self.facts.engine == "llama-server":
-            if not isinstance(reply, Mapping) or not isinstance(reply.get("prompt"), str):
-                raise ServerProtocolError(f"{self._t.where} sent no prompt from /apply-template.")
-            return reply["prompt"]
-        tokens = self._dialect.parse_tokens(reply)
-        req = self._dialect.detokenize_request(self.model_id, tokens)
-        out = self._t.post_json(req.path, req.body, model=self.model_id)
-        if not isinstance(out, Mapping) or not isinstance(out.get("prompt"), str):
-            raise ServerProtocolError(f"{self._t.where} sent no prompt from /detokenize.")
-        return out["prompt"]
+        return self._dialect.render_chat(self._post, self._t.where, self.model_id, _messages(messages, system))
+
+    def _post(self, req: Request):
+        return self._t.post_json(req.path, req.body, model=self.model_id)
 
     def complete_tokens(self, tokens: Sequence[int], params: SamplingParams | None = None, *,
                         threads: int | None = None) -> RemoteStream:
@@ -248,10 +176,10 @@ class RemoteModel:
 
     def tokenize(self, text: str, special: bool = False, *, add_bos: bool | None = None) -> list[int]:
         if not self._caps.tokenizer:
-            raise EngineError(f"Can't count tokens: this {LABELS[self.facts.engine]} has no tokenizer route.")
+            raise EngineError(f"Can't count tokens: this {self._label} has no tokenizer route.")
         req = self._dialect.tokenize_request(self.model_id, text)
         try:
-            return self._dialect.parse_tokens(self._t.post_json(req.path, req.body, model=self.model_id))
+            return self._dialect.parse_tokens(self._post(req))
         except (KeyError, TypeError, ValueError):
             raise ServerProtocolError(f"{self._t.where} sent a tokenize reply without a token list.") from None
 
@@ -271,7 +199,7 @@ class RemoteModel:
         if not continuation:
             return ScoreResult(())
         req = self._dialect.score_request(self.model_id, prompt + continuation, min(top_k, self._dialect.max_top))
-        reply = self._t.post_json(req.path, req.body, model=self.model_id)
+        reply = self._post(req)
         if not isinstance(reply, Mapping):
             raise ServerProtocolError(f"{self._t.where} sent a scoring reply that is not a JSON object.")
         rows = self._dialect.parse_score(reply, len(prompt), len(continuation))
@@ -340,7 +268,7 @@ def describe(url: str, *, api_key: str | None = None, offline: bool | None = Non
     t = Transport(url, api_key, offline=offline)
     try:
         facts = detect(t)
-        out = {"url": t.base_url, "engine": facts.engine, "engine_label": LABELS[facts.engine],
+        out = {"url": t.base_url, "engine": facts.engine, "engine_label": dialect(facts.engine).label,
                "version": facts.version, "models": []}
         for m in facts.models:
             rm = RemoteModel(t, facts, m.id, verify=True)

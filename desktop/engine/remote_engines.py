@@ -1,9 +1,12 @@
-"""What each inference server's API looks like: request bodies out, token events in. No I/O here.
+"""What each inference server is: one ``Dialect`` class per engine, carrying its label, its ``detect()``, its
+routes (request bodies out, token events in) and its quirks, in the style of simonw/llm's model classes.
 
-One ``Dialect`` per engine, built from its own documentation and source (cited per class), so the request
-building and response parsing can be tested against the documented shapes without the server. This module
-holds the base (OpenAI-shaped) dialect and vLLM and llama-cpp-python; the native APIs (SGLang, llama-server,
-Ollama) are in ``remote_native``:
+Each class is built from the engine's own documentation and source (cited per class), so request building and
+reply parsing can be tested against the documented shapes without the server. A class does I/O only through
+what it is handed: ``detect()`` and ``model_texts()`` a ``Transport``, ``render_chat()`` a ``post`` callable.
+This module holds the base (any OpenAI-compatible server), vLLM and llama-cpp-python; the engines with native
+APIs (SGLang, llama-server, Ollama) are in ``remote_native``; ``remote_registry`` lists them all, in the order
+detection tries them. A new engine is one class here or there plus one line in that list:
 
 - ``llama-server`` (llama.cpp tools/server/README.md): ``/completion`` with ``n_probs``, ``/tokenize``,
   ``/apply-template``, ``/props``; it can't score given text.
@@ -18,17 +21,45 @@ Ollama) are in ``remote_native``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop.core.errors import EngineError, ServerProtocolError
 from desktop.engine.remote_http import finite
 from desktop.engine.types import SamplingParams, TokenEvent, TopToken
 
-KINDS = ("llama-server", "vllm", "sglang", "ollama", "llama-cpp-python", "openai")
-LABELS = {"llama-server": "llama-server", "vllm": "vLLM", "sglang": "SGLang", "ollama": "Ollama",
-          "llama-cpp-python": "llama-cpp-python server", "openai": "OpenAI-compatible server"}
+if TYPE_CHECKING:
+    from desktop.engine.remote_http import Transport
+
+Post = Callable[["Request"], Any]
+"""Sends one request to the model's server and returns its JSON reply (``RemoteModel`` binds the model)."""
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    id: str
+    n_ctx: int = 0
+    n_vocab: int = 0
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What detection found: the engine, its version, the models and the llama-server props."""
+
+    engine: str
+    version: str
+    models: tuple[ServerModel, ...]
+    props: Mapping | None = None
+
+
+@dataclass(frozen=True)
+class ModelTexts:
+    """What a server tells of one model's chat template and special tokens ("" / None where it doesn't)."""
+
+    chat_template: str | None = None
+    bos_text: str = ""
+    eos_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,16 +114,33 @@ def _no_grammar(params: SamplingParams, label: str) -> None:
 
 
 class Dialect:
-    """OpenAI-compatible (``/v1/completions``, ``/v1/chat/completions``); subclasses add an engine's routes."""
+    """Any OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``); a subclass is one engine
+    and overrides what its server does differently. The class attributes are what ``RemoteModel`` reads
+    instead of asking which engine it talks to."""
 
     kind = "openai"
-    can_render = False
-    can_tokenize = False
+    label = "OpenAI-compatible server"
+    can_render = False  # render_chat() shows the exact prompt the server's template makes
+    can_tokenize = False  # tokenize_request() exists
+    can_score = True  # score_request() returns the logprobs of given text
+    chat_through_template = False  # chat = render_chat() then complete_request() (the raw completion route)
     max_top = 5  # OpenAI's documented maximum for completions `logprobs`
 
-    @property
-    def label(self) -> str:
-        return LABELS[self.kind]
+    # -- what the server is -------------------------------------------------------------------------------
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        """This engine's facts if the server at ``t`` is this engine, else None. ``listing`` is the server's
+        /v1/models reply (None where it has none) and ``models`` what it lists. The base matches any server
+        with a model list, so it comes last in the registry."""
+        return None if listing is None else ServerFacts(cls.kind, "", models)
+
+    def model_texts(self, t: Transport, facts: ServerFacts, model_id: str) -> ModelTexts:
+        """The model's chat template and special tokens, as far as this server says."""
+        return ModelTexts()
+
+    def render_chat(self, post: Post, where: str, model_id: str, messages: list[dict]) -> str:
+        """The exact prompt the server's template makes of ``messages`` (only where ``can_render``)."""
+        raise NotImplementedError
 
     # -- generation -------------------------------------------------------------------------------------
     def complete_request(self, model: str, prompt: str, params: SamplingParams) -> Request:
@@ -155,7 +203,7 @@ class Dialect:
         raise ServerProtocolError("the server sent text without the logprobs Tandem asked for.")
 
     # -- scoring (echo) -----------------------------------------------------------------------------------
-    def score_request(self, model: str, text: str, top_k: int) -> Request | None:
+    def score_request(self, model: str, text: str, top_k: int) -> Request:
         return Request("/v1/completions", {"model": model, "prompt": text, "max_tokens": 1, "echo": True,
                                            "logprobs": max(1, min(top_k, self.max_top)), "temperature": 0})
 
@@ -199,8 +247,16 @@ class LlamaCppPython(Dialect):
     """llama-cpp-python's ``python -m llama_cpp.server`` (llama_cpp/server/app.py, types.py)."""
 
     kind = "llama-cpp-python"
+    label = "llama-cpp-python server"
     can_tokenize = True
     max_top = 20
+
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        data = (listing or {}).get("data")
+        if data and all(isinstance(m, Mapping) and m.get("owned_by") == "me" for m in data):
+            return ServerFacts(cls.kind, "", models)  # llama_cpp/server/app.py get_models
+        return None
 
     def extra_sampling(self, params: SamplingParams) -> dict:
         return {"top_k": params.top_k, "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
@@ -227,9 +283,33 @@ class VLLM(Dialect):
     TokenizeChatRequest, TokenizeResponse, DetokenizeResponse)."""
 
     kind = "vllm"
+    label = "vLLM"
     can_render = True
     can_tokenize = True
     max_top = 20  # vLLM's default --max-logprobs
+
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        if listing is None:
+            return None
+        ver = t.probe("GET", "/version")
+        if isinstance(ver, Mapping) and "version" in ver:
+            return ServerFacts(cls.kind, str(ver["version"]), models)
+        return None
+
+    def model_texts(self, t: Transport, facts: ServerFacts, model_id: str) -> ModelTexts:
+        """vLLM renders chat only when the model has a template; a base model's /tokenize with messages fails."""
+        ok = t.probe("POST", "/tokenize", {"model": model_id, "messages": [{"role": "user", "content": "hi"}],
+                                           "add_generation_prompt": True})
+        return ModelTexts("(applied by the vLLM server)" if isinstance(ok, Mapping) and "tokens" in ok else None)
+
+    def render_chat(self, post: Post, where: str, model_id: str, messages: list[dict]) -> str:
+        """The server's template as token ids (/tokenize with messages), spelt back out by /detokenize."""
+        tokens = self.parse_tokens(post(self.render_requests(model_id, messages)))
+        out = post(self.detokenize_request(model_id, tokens))
+        if not isinstance(out, Mapping) or not isinstance(out.get("prompt"), str):
+            raise ServerProtocolError(f"{where} sent no prompt from /detokenize.")
+        return out["prompt"]
 
     def extra_sampling(self, params: SamplingParams) -> dict:
         return {"top_k": params.top_k or -1, "min_p": params.min_p, "repetition_penalty": params.repeat_penalty}

@@ -1,21 +1,25 @@
 """The engines with their own native APIs: SGLang's ``/generate``, llama.cpp's ``llama-server`` and Ollama.
 
-Request bodies and reply parsing only (no I/O), each from the engine's own documentation or source, cited
-per class; ``DIALECTS`` maps every engine kind to its dialect (the OpenAI-shaped ones are in remote_engines).
+One ``Dialect`` class each (see ``remote_engines`` for what a class carries), from the engine's own
+documentation or source, cited per class; ``remote_registry`` lists them with the OpenAI-shaped ones.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from desktop.core.errors import EngineError, ServerProtocolError
 from desktop.engine.remote_engines import (
-    VLLM,
     Dialect,
-    LlamaCppPython,
+    ModelTexts,
     ParseState,
+    Post,
     Request,
+    ServerFacts,
+    ServerModel,
     _no_grammar,
     _offsets,
     _reconcile,
@@ -24,13 +28,25 @@ from desktop.engine.remote_engines import (
 from desktop.engine.remote_http import finite
 from desktop.engine.types import SamplingParams, TokenEvent, TopToken
 
+if TYPE_CHECKING:
+    from desktop.engine.remote_http import Transport
+
 
 class SGLang(Dialect):
     """SGLang's native ``/generate`` (python/sglang/srt/managers/io_struct.py, GenerateReqInput; the reply's
     ``meta_info`` carries ``[logprob, token_id, text]`` triples). Streamed text is cumulative."""
 
     kind = "sglang"
+    label = "SGLang"
     max_top = 20
+
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        info = t.probe("GET", "/get_model_info")
+        if not (isinstance(info, Mapping) and "model_path" in info):
+            return None
+        ver = t.probe("GET", "/version") or {}
+        return ServerFacts(cls.kind, str(ver.get("version", "")), models or (ServerModel(str(info["model_path"])),))
 
     def complete_request(self, model: str, prompt: str, params: SamplingParams) -> Request:
         _no_grammar(params, self.label)
@@ -74,7 +90,7 @@ class SGLang(Dialect):
             raise ServerProtocolError("SGLang sent text without the logprobs Tandem asked for.")
         return _reconcile(events, new_text)
 
-    def score_request(self, model: str, text: str, top_k: int) -> Request | None:
+    def score_request(self, model: str, text: str, top_k: int) -> Request:
         return Request("/generate", {"text": text, "sampling_params": {"max_new_tokens": 0}, "return_logprob": True,
                                      "logprob_start_len": 0, "top_logprobs_num": top_k,
                                      "return_text_in_logprobs": True})
@@ -101,9 +117,32 @@ class LlamaServer(Dialect):
     """llama.cpp's ``llama-server`` (tools/server/README.md: /completion, /tokenize, /apply-template, /props)."""
 
     kind = "llama-server"
+    label = "llama-server"
     can_render = True
     can_tokenize = True
+    can_score = False  # no route returns the logprobs of given text
+    chat_through_template = True  # its own template, then /completion: token ids and top-k as raw
     max_top = 20
+
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        props = t.probe("GET", "/props")
+        if not (isinstance(props, Mapping) and "default_generation_settings" in props):
+            return None
+        n_ctx = int((props.get("default_generation_settings") or {}).get("n_ctx") or 0)
+        return ServerFacts(cls.kind, str(props.get("build_info", "")),
+                           tuple(replace(m, n_ctx=n_ctx or m.n_ctx) for m in models), props)
+
+    def model_texts(self, t: Transport, facts: ServerFacts, model_id: str) -> ModelTexts:
+        props = facts.props or {}
+        return ModelTexts(props.get("chat_template") or None, str(props.get("bos_token") or ""),
+                          str(props.get("eos_token") or ""))
+
+    def render_chat(self, post: Post, where: str, model_id: str, messages: list[dict]) -> str:
+        reply = post(self.render_requests(model_id, messages))
+        if not isinstance(reply, Mapping) or not isinstance(reply.get("prompt"), str):
+            raise ServerProtocolError(f"{where} sent no prompt from /apply-template.")
+        return reply["prompt"]
 
     def complete_request(self, model: str, prompt: str, params: SamplingParams) -> Request:
         body = {"prompt": prompt, "n_predict": params.max_tokens, "stream": True, "n_probs": max(1, params.logprobs),
@@ -123,7 +162,7 @@ class LlamaServer(Dialect):
         return Request("/completion", body)
 
     def chat_request(self, model: str, messages: list[dict], params: SamplingParams) -> Request:
-        raise NotImplementedError  # chat = /apply-template then /completion (RemoteModel does it)
+        raise NotImplementedError  # chat_through_template: /apply-template then /completion
 
     def parse_chunk(self, obj: dict, state: ParseState) -> list[TokenEvent]:
         if "content" not in obj:
@@ -145,9 +184,6 @@ class LlamaServer(Dialect):
                              _top_from_pairs(p.get("top_logprobs") or ())) for p in probs]
         return _reconcile(events, text)
 
-    def score_request(self, model: str, text: str, top_k: int) -> Request | None:
-        return None  # llama-server has no route that returns the logprobs of given text
-
     def tokenize_request(self, model: str, text: str) -> Request:
         return Request("/tokenize", {"content": text, "add_special": False, "parse_special": False})
 
@@ -163,7 +199,18 @@ class Ollama(Dialect):
     ``top_logprobs``; NDJSON stream; ``/api/chat`` for messages; ``/api/tags`` lists models."""
 
     kind = "ollama"
+    label = "Ollama"
+    can_score = False  # Ollama returns logprobs of generated tokens only
     max_top = 20
+
+    @classmethod
+    def detect(cls, t: Transport, listing: Mapping | None, models: tuple[ServerModel, ...]) -> ServerFacts | None:
+        tags = t.probe("GET", "/api/tags")
+        if not (isinstance(tags, Mapping) and isinstance(tags.get("models"), list)):
+            return None
+        ver = t.probe("GET", "/api/version") or {}
+        names = [str(m.get("name") or m.get("model")) for m in tags["models"] if isinstance(m, Mapping)]
+        return ServerFacts(cls.kind, str(ver.get("version", "")), tuple(ServerModel(n) for n in names))
 
     def _options(self, params: SamplingParams) -> dict:
         opts = {"num_predict": params.max_tokens, "temperature": params.temperature, "top_k": params.top_k,
@@ -214,9 +261,3 @@ class Ollama(Dialect):
         events = [TokenEvent(str(p.get("token", "")), -1, finite(p.get("logprob"), "logprob"),
                              _top_from_pairs(p.get("top_logprobs") or ())) for p in logprobs]
         return _reconcile(events, text)
-
-    def score_request(self, model: str, text: str, top_k: int) -> Request | None:
-        return None  # Ollama returns logprobs of generated tokens only
-
-
-DIALECTS: dict[str, type[Dialect]] = {d.kind: d for d in (Dialect, LlamaCppPython, VLLM, SGLang, LlamaServer, Ollama)}

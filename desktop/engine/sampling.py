@@ -34,7 +34,7 @@ _TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
 def json_schema_to_grammar(schema: str) -> str:
     import json
 
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    from desktop.engine.native import json_schema_to_gbnf
 
     try:
         json.loads(schema)

@@ -17,6 +17,7 @@ from difflib import SequenceMatcher
 from typing import Literal
 
 from desktop.core.errors import VocabMismatch
+from desktop.engine.types import TopToken
 
 ShiftClass = Literal["unshifted", "marginal", "shifted"]
 CLASSES: tuple[ShiftClass, ...] = ("unshifted", "marginal", "shifted")
@@ -75,13 +76,6 @@ def check_same_vocab(base_id: str, instruct_id: str, base_name: str = "the base 
 
 
 @dataclass(frozen=True, slots=True)
-class Alternative:
-    text: str
-    token_id: int
-    logprob: float
-
-
-@dataclass(frozen=True, slots=True)
 class TokenShift:
     """One answer token: its rank among the base model's choices and what each model thought of it."""
 
@@ -92,7 +86,7 @@ class TokenShift:
     cls: ShiftClass
     base_logprob: float
     instruct_logprob: float | None  # None where the instruct pass tokenized this stretch differently
-    base_top: tuple[Alternative, ...]  # the base model's top-3
+    base_top: tuple[TopToken, ...]  # the base model's top-3
     kl: float | None  # KL(instruct || base) on the truncated top-k distributions (see KL_NOTE)
 
     def as_json(self) -> dict:
@@ -222,7 +216,7 @@ def token_shift(base_tokens: Sequence, instruct_tokens: Sequence | None, *, cont
         rows.append(TokenShift(
             position=i, text=t.text, token_id=t.token_id, rank=t.rank, cls=classify(t.rank),
             base_logprob=t.logprob, instruct_logprob=None if inst is None else inst.logprob,
-            base_top=tuple(Alternative(a.text, a.token_id, a.logprob) for a in t.top[:3]), kl=kl))
+            base_top=tuple(t.top[:3]), kl=kl))
     return ShiftResult(context=context, instruct_context=instruct_context, top_k=top_k, tokens=tuple(rows))
 
 

@@ -213,7 +213,8 @@ def dying_server(smollm2, tmp_path):
     binary = ensure_llama_server(log=lambda m: print(m, file=sys.stderr)).binary
     port = free_port()
     proc, fh, url = _start([str(binary), "-m", str(smollm2), "--host", "127.0.0.1", "--port", str(port),
-                            "-t", "1", "-tb", "1", "-c", "1024", "-np", "1", "--no-webui", "-fa", "off"],
+                            "-t", "1", "-tb", "1", "-c", "1024", "-np", "1", "--no-webui", "-fa", "off",
+                            "--no-repack"],  # see the llama_server fixture in conftest.py
                            "/health", port, tmp_path, "dying")
     yield proc, url
     proc.kill()

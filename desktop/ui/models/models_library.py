@@ -38,7 +38,7 @@ from desktop.ui.models.models_common import (
     error_text,
 )
 from desktop.ui.models.models_library_rows import KIND_TIPS, SOURCE_NAMES, details_html, entry_item
-from desktop.ui.runtime.workers import run_in_thread
+from desktop.ui.runtime.workers import CoalescingRefresh, run_in_thread
 
 COLUMNS = ("Model", "Kind", "Pair", "Parameters", "Quant", "Context", "Size", "Architecture")
 GROUPS = (  # (key, title)
@@ -68,8 +68,8 @@ class LibraryView(QWidget):
         self.setObjectName("libraryView")
         self.models_dir = models_dir
         self.entries: list = []
-        self._scan_call = None
-        self._rescan = False
+        self._scan = CoalescingRefresh(self._start_scan, self._on_scanned, self._on_scan_failed,
+                                       name="tandem-library-details")
         self._work: list = []  # running import/remove calls
 
         self._build_buttons()
@@ -156,31 +156,25 @@ class LibraryView(QWidget):
     # --- scanning --------------------------------------------------------------------------------
 
     def rescan(self) -> None:
-        if self._scan_call is not None:
-            self._rescan = True
-            return
+        self._scan.refresh()
+
+    def _start_scan(self):
         folder = self.models_dir()
         self.folder_label.setText(f"Models folder: {folder}")
-        self._scan_call = run_in_thread(lambda: scan_entries(folder), self._on_scanned, self._on_scan_failed,
-                                        name="tandem-library-details")
+        return lambda: scan_entries(folder)
 
     def _on_scanned(self, entries: list) -> None:
-        self._scan_call = None
         self.entries = entries
         self._fill()
         self.scanned.emit(entries)
-        if self._rescan:
-            self._rescan = False
-            self.rescan()
 
     def _on_scan_failed(self, exc: BaseException) -> None:
-        self._scan_call = None
         self.message.emit(f"Could not read the models folder: {error_text(exc)}", "error")
         self.scanned.emit(self.entries)
 
     @property
     def scanning(self) -> bool:
-        return self._scan_call is not None
+        return self._scan.running
 
     # --- the tree --------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.backends import EndpointModels, endpoint_models
-from desktop.ui.runtime.workers import run_in_thread
+from desktop.ui.runtime.workers import CoalescingRefresh
 
 PREFIX = "endpoint:"
 
@@ -63,8 +63,8 @@ class RemoteCatalog(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._entries: list[EndpointModels] = []
-        self._call = None
-        self._again = False
+        self._refresh = CoalescingRefresh(lambda: list_endpoints, self._on_listed, self._on_failed,
+                                          name="tandem-endpoints")
         self.scanned = False
 
     @property
@@ -73,29 +73,19 @@ class RemoteCatalog(QObject):
 
     def refresh(self) -> None:
         """Ask the endpoints again (after an edit in Settings, or a change of offline mode)."""
-        if self._call is not None:
-            self._again = True
-            return
-        self._call = run_in_thread(list_endpoints, self._on_listed, self._on_failed, name="tandem-endpoints")
+        self._refresh.refresh()
 
     def _on_listed(self, entries: list[EndpointModels]) -> None:
-        self._call = None
         self._entries = entries
         self.scanned = True
         self.changed.emit(list(entries))
-        if self._again:
-            self._again = False
-            self.refresh()
 
     def _on_failed(self, exc: BaseException) -> None:
         self._on_listed([EndpointModels("endpoints", "", error=f"Could not read the endpoints: {exc}")])
 
     def stop(self) -> None:
         """At exit: a listing still on its way is dropped unseen."""
-        if self._call is not None:
-            self._call.discard()
-            self._call = None
-        self._again = False
+        self._refresh.stop()
 
     def entry(self, endpoint: str) -> EndpointModels | None:
         return next((e for e in self._entries if e.endpoint == endpoint), None)

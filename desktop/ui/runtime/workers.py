@@ -91,6 +91,51 @@ def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any], None] | None =
     return Call(fn, on_done, on_error, name)
 
 
+class CoalescingRefresh:
+    """A refresh (a folder scan, the endpoints' model lists) run off the GUI thread, one at a time: asked
+    again while one runs, it runs once more after it, not once per ask, so a burst of changes costs two runs
+    and the last one sees them all. ``prepare()`` runs on the GUI thread at each start and returns the
+    blocking function (so it reads the folder or settings of that moment)."""
+
+    def __init__(self, prepare: Callable[[], Callable[[], Any]], on_done: Callable[[Any], None],
+                 on_error: Callable[[BaseException], None], name: str):
+        self._prepare, self._on_done, self._on_error, self._name = prepare, on_done, on_error, name
+        self._call: Call | None = None
+        self._again = False
+
+    @property
+    def running(self) -> bool:
+        return self._call is not None
+
+    def refresh(self) -> None:
+        if self._call is not None:
+            self._again = True
+            return
+        self._call = run_in_thread(self._prepare(), self._done, self._failed, name=self._name)
+
+    def _done(self, value: Any) -> None:
+        self._call = None
+        self._on_done(value)
+        self._next()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._call = None
+        self._on_error(exc)
+        self._next()
+
+    def _next(self) -> None:
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def stop(self) -> None:
+        """At exit: a run still on its way is dropped unseen, and no other starts."""
+        if self._call is not None:
+            self._call.discard()
+            self._call = None
+        self._again = False
+
+
 class JobControl:
     """What a stream job's start function sees: whether it was cancelled, and a way to report progress."""
 
