@@ -43,9 +43,9 @@ _AMX_MARK = b"amx repack tensor"  # a log line of ggml's AMX buffer type, compil
 def _library_has_amx_kernels() -> bool:
     cached = getattr(_library_has_amx_kernels, "value", None)
     if cached is None:
-        import llama_cpp
+        from desktop.engine.native import library_folder
 
-        folder = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+        folder = library_folder()
         names = [n for n in os.listdir(folder) if n.startswith(("libggml-cpu", "ggml-cpu"))] if os.path.isdir(folder) else []
         cached = True if not names else any(_file_contains(os.path.join(folder, n), _AMX_MARK) for n in names)
         _library_has_amx_kernels.value = cached

@@ -55,3 +55,12 @@ def ggml_library() -> Any:
     from llama_cpp import _ggml
 
     return _ggml.libggml
+
+
+def library_folder() -> str:
+    """The folder of llama-cpp-python's shared libraries (libllama, libggml-cpu, ...)."""
+    import os
+
+    import llama_cpp
+
+    return os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
