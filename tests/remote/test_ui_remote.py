@@ -53,9 +53,9 @@ def items(combo: QComboBox) -> list[str]:
 def pick_remote(qtbot, combo: QComboBox, bar, model_id: str, endpoint: str = "box"):
     index = next(i for i in range(combo.count()) if combo.itemData(i) == f"endpoint:{endpoint}/{model_id}")
     combo.setCurrentIndex(index)
-    qtbot.waitUntil(lambda: bar.handle is not None or bool(bar.error), timeout=LOAD_TIMEOUT_MS)
-    assert bar.error == "", bar.error
-    return bar.handle
+    qtbot.waitUntil(lambda: bar.model.handle is not None or bool(bar.model.error), timeout=LOAD_TIMEOUT_MS)
+    assert bar.model.error == "", bar.model.error
+    return bar.model.handle
 
 
 def served_model(url: str) -> str:
@@ -186,7 +186,7 @@ def test_compare_a_local_base_with_a_remote_instruct(qtbot, window, llama_server
     base, instruct = pane.columns["base"], pane.columns["instruct"]
     base.bar.combo.setCurrentIndex(next(i for i, t in enumerate(items(base.bar.combo)) if "tiny-base.gguf" in t))
     pick_remote(qtbot, instruct.bar.combo, instruct.bar, served_model(llama_server))
-    qtbot.waitUntil(lambda: base.bar.handle is not None, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: base.bar.model.handle is not None, timeout=LOAD_TIMEOUT_MS)
     pane.sampling.max_tokens.setValue(10)
     pane.prompt_input.setPlainText("Name a colour.")
     with qtbot.waitSignal(pane.runEnded, timeout=90_000):
@@ -301,7 +301,7 @@ def test_compare_both_sides_on_one_server(qtbot, window, llama_server):
     model_id = served_model(llama_server)
     for side in ("base", "instruct"):
         pick_remote(qtbot, pane.columns[side].bar.combo, pane.columns[side].bar, model_id)
-    assert pane.columns["base"].bar.handle is pane.columns["instruct"].bar.handle  # one connection, shared
+    assert pane.columns["base"].bar.model.handle is pane.columns["instruct"].bar.model.handle  # one connection, shared
     pane.sampling.max_tokens.setValue(8)
     pane.prompt_input.setPlainText("Say hello.")
     with qtbot.waitSignal(pane.runEnded, timeout=90_000) as ended:

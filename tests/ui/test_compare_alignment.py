@@ -46,7 +46,7 @@ def test_alignment_view_of_a_sibling_pair_matches_the_lens(qtbot, window):
     assert sum(shown.values()) == pytest.approx(100.0, abs=0.15)
     assert shown == pytest.approx({c: getattr(result.shares, c) for c in CLASSES}, abs=0.05)
     # the same measurement made directly through the lens, on the pane's own models
-    base, instruct = (pane.columns[s].bar.handle for s in ("base", "instruct"))
+    base, instruct = (pane.model[s].handle for s in ("base", "instruct"))
     direct, _, _ = analyze.shift_answer(base, instruct, pane.session.prompt, [t.token_id for t in result.tokens])
     assert [t.rank for t in direct.tokens] == [t.rank for t in result.tokens]
     # each token's colour is its class's, and its hover card says its rank
@@ -81,7 +81,7 @@ def test_a_pair_from_two_vocabularies_is_refused_in_one_line(qtbot, make_window,
     window = make_window()
     pane = open_compare(qtbot, window)
     pane.pair.select("instruct", str(other))
-    qtbot.waitUntil(lambda: pane.columns["instruct"].bar.handle is not None
+    qtbot.waitUntil(lambda: pane.model["instruct"].handle is not None
                     and pane.columns["instruct"].bar.current_path().endswith(other.name), timeout=LOAD_TIMEOUT_MS)
     greedy(pane, "Who won the World Cup?", tokens=12)
     finals = run_and_wait(qtbot, pane)
@@ -173,7 +173,7 @@ def test_a_model_without_ranks_shows_its_one_line_reason(qtbot, window, monkeypa
     pane = open_compare(qtbot, window)
     greedy(pane, "Who won the World Cup?", tokens=8)
     run_and_wait(qtbot, pane)
-    handle = pane.columns["base"].bar.handle
+    handle = pane.model["base"].handle
     monkeypatch.setattr(type(handle), "capabilities", property(
         lambda self: Capabilities(score_ranks=False, scoring_note="this server returns no token ranks")))
     view = open_alignment(qtbot, pane)
@@ -189,7 +189,7 @@ def test_the_same_file_on_both_sides_greedy_is_all_unshifted(qtbot, window, tiny
     path = pane.instruct_picker.currentData()
     assert path.endswith(tiny_instruct.name)
     pane.pair.select("base", path)
-    qtbot.waitUntil(lambda: pane.columns["base"].bar.handle is not None
+    qtbot.waitUntil(lambda: pane.model["base"].handle is not None
                     and pane.columns["base"].bar.current_path() == path, timeout=LOAD_TIMEOUT_MS)
     greedy(pane, "List three colours.", tokens=32)
     run_and_wait(qtbot, pane)

@@ -25,7 +25,7 @@ def long_seed(pane, need: int = 2000) -> str:
     import dataclasses
 
     params = pane.sampling.params(logprobs=0)
-    handle = pane.columns["base"].bar.handle
+    handle = pane.model["base"].handle
     for seed in range(80):
         stream = handle.complete(LONG_PROMPT, dataclasses.replace(params, seed=seed), replace_running=False)
         stream.text()
@@ -38,9 +38,9 @@ def open_compare(qtbot, window):
     """Show the pane (its default pair loads) and wait for both models."""
     window.show_page("compare")
     pane = window.compare_pane
-    qtbot.waitUntil(lambda: all(c.bar.handle is not None or c.bar.error for c in pane.columns.values()),
+    qtbot.waitUntil(lambda: all(m.handle is not None or m.error for m in pane.model.sides.values()),
                     timeout=LOAD_TIMEOUT_MS)
-    assert not any(c.bar.error for c in pane.columns.values())
+    assert not any(m.error for m in pane.model.sides.values())
     return pane
 
 
@@ -70,8 +70,8 @@ def test_named_widgets_and_the_default_pair(qtbot, window, tiny_base, tiny_instr
     pane = open_compare(qtbot, window)
     assert pane.base_picker.currentData().endswith(tiny_base.name)
     assert pane.instruct_picker.currentData().endswith(tiny_instruct.name)
-    assert pane.columns["base"].bar.handle.info.kind == "base"
-    assert pane.columns["instruct"].bar.handle.info.kind == "instruct"
+    assert pane.model["base"].handle.info.kind == "base"
+    assert pane.model["instruct"].handle.info.kind == "instruct"
     # picking the instruct model on the base side is allowed; the other side follows to its sibling
     base_index = pane.base_picker.findData(pane.instruct_picker.currentData())
     pane.base_picker.setCurrentIndex(base_index)
@@ -167,7 +167,7 @@ def test_inputs_view_shows_raw_and_templated_text(qtbot, window):
     assert instruct_view.highlighted_tokens() == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
     assert base_view.highlighted_tokens() == []
     # the engine's own rendering is what the view shows
-    assert instruct_view.toPlainText() == pane.columns["instruct"].bar.handle.render_chat(
+    assert instruct_view.toPlainText() == pane.model["instruct"].handle.render_chat(
         [{"role": "user", "content": "Who won the World Cup?"}])
     qtbot.mouseClick(pane.inputs_button, Qt.MouseButton.LeftButton)
     assert not pane.details.isVisible()
@@ -197,8 +197,8 @@ def test_cross_scores_are_finite_and_match_the_engine(qtbot, window):
     pane = open_compare(qtbot, window)
     short_run(pane, "Who won the World Cup?", tokens=40, seed="11")
     finals = run_and_wait(qtbot, pane)
-    base_handle = pane.columns["base"].bar.handle
-    instruct_handle = pane.columns["instruct"].bar.handle
+    base_handle = pane.model["base"].handle
+    instruct_handle = pane.model["instruct"].handle
     prompt = "Who won the World Cup?"
     base_text, instruct_text = finals["base"].text, finals["instruct"].text
     assert base_text and instruct_text
@@ -256,7 +256,7 @@ def test_first_step_shows_both_distributions_and_their_overlap(qtbot, window):
     run_and_wait(qtbot, pane)
     fs = pane.first_step_view
     assert len(fs.base) == 10 and len(fs.instruct) == 10
-    direct = pane.columns["base"].bar.handle.complete(
+    direct = pane.model["base"].handle.complete(
         "Who won the World Cup?", SamplingParams(temperature=0, max_tokens=1, logprobs=10))
     top = next(iter(direct)).top
     assert [t.token_id for t in fs.base] == [t.token_id for t in top]
@@ -329,8 +329,8 @@ def test_swapped_models_show_the_engines_refusal_and_stay_usable(qtbot, window, 
     pane = open_compare(qtbot, window)
     # a person puts the instruct model on the base side: the instruct side follows to its sibling, the base
     pane.base_picker.setCurrentIndex(pane.base_picker.findData(pane.instruct_picker.currentData()))
-    qtbot.waitUntil(lambda: all(c.bar.handle is not None for c in pane.columns.values()), timeout=LOAD_TIMEOUT_MS)
-    assert pane.columns["instruct"].bar.handle.info.kind == "base"
+    qtbot.waitUntil(lambda: pane.model.both_loaded(), timeout=LOAD_TIMEOUT_MS)
+    assert pane.model["instruct"].handle.info.kind == "base"
     assert pane.notice.level == "warning" and "experiment" in pane.notice.text()
     short_run(pane, "Who won the World Cup?", tokens=16, seed="2")
     finals = run_and_wait(qtbot, pane)
@@ -340,8 +340,8 @@ def test_swapped_models_show_the_engines_refusal_and_stay_usable(qtbot, window, 
     assert "Not scored" in pane.analysis_label.text()
     # back to the right pair: the pane works again
     pane.base_picker.setCurrentIndex(pane.base_picker.findData(str(pane.instruct_picker.currentData())))
-    qtbot.waitUntil(lambda: all(c.bar.handle is not None for c in pane.columns.values())
-                    and pane.columns["base"].bar.handle.info.kind == "base", timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: pane.model.both_loaded()
+                    and pane.model["base"].handle.info.kind == "base", timeout=LOAD_TIMEOUT_MS)
     finals = run_and_wait(qtbot, pane)
     assert finals["base"].error is None and finals["instruct"].error is None
 
@@ -379,7 +379,7 @@ def test_event_loop_keeps_running_while_both_stream_and_score(qtbot, window):
     chars = pane.session.scored_chars["base"]["cross"]
     assert chars is not None and 0 < chars < len(base_text)
     assert "does not fit" in pane.columns["base"].surprise.text()
-    expected = pane.columns["instruct"].bar.handle.score(LONG_PROMPT, base_text[:chars], as_chat=True)
+    expected = pane.model["instruct"].handle.score(LONG_PROMPT, base_text[:chars], as_chat=True)
     got = pane.session.scores["base"]["cross"]
     assert [t.logprob for t in got.tokens] == pytest.approx([t.logprob for t in expected.tokens], abs=1e-4)
     assert all(pane.session.scores[s][k] is not None for s in ("base", "instruct") for k in ("own", "cross"))

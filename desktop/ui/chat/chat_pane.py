@@ -47,7 +47,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self._pending_reply = False
         self._render_call = None
 
-        w = ChatWidgets(context)
+        w = ChatWidgets(context, self.model)
         self.model_bar = w.model_bar
         self.show_prompt_button = w.show_prompt_button
         self.model_notice = w.model_notice
@@ -78,9 +78,6 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self._page_ready()
 
     def _connect(self) -> None:
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
         self.model_bar.picked.connect(lambda _p: self._save_state())
         self.show_prompt_button.toggled.connect(self._on_show_prompt)
         self.system_toggle.toggled.connect(self._on_system_toggle)
@@ -183,10 +180,10 @@ class ChatPane(ChatPrompt, SingleModelPage):
         except ValueError as exc:
             self.notice.show_message(str(exc), "error")
             return
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None:
             self._pending_reply = True
-            if self.model_bar.key is None or self.model_bar.error:
+            if self.model.needs_load():
                 self.model_bar.load_again()
             self.notice.show_message("Loading the model; the reply starts when it is ready.", "info")
             self._update_buttons()
@@ -282,7 +279,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
                 message += " Send again (or Regenerate) to load it again."
             self.notice.show_message(message, "error")
         s = final.stats
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if s.prompt_tokens and handle is not None:
             self.context.contextUsage.emit(STATE_KEY, s.prompt_tokens + s.completion_tokens, handle.info.n_ctx)
         self._update_buttons()
@@ -339,7 +336,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
     def _report_rate(self) -> None:
         if self.is_generating():
             self.context.generationRate.emit(STATE_KEY, self.job.rate())
-            handle = self.model_bar.handle
+            handle = self.model.handle
             if handle is not None and self._prompt_tokens:
                 self.context.contextUsage.emit(STATE_KEY, self._prompt_tokens + self.job.token_count,
                                                handle.info.n_ctx)

@@ -39,7 +39,7 @@ class ChatPrompt:
 
     def update_prompt_view(self, check_template: bool = False) -> None:
         """Render the conversation (as the next request would send it) off the GUI thread."""
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None or (not self.prompt_box.isVisible() and not check_template):
             return
         if self.is_generating():

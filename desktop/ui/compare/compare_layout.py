@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.compare import record
 from desktop.compare.pair import SIDES
+from desktop.compare.pair_model import PairModel
 from desktop.core import export
 from desktop.core.errors import HistoryError
 from desktop.ui.compare.compare_alignment import AlignmentView
@@ -68,8 +69,8 @@ class CompareHistorySidebar(HistorySidebar):
 class CompareWidgets:
     """Every widget of the Compare pane, laid out; ``center`` is the middle column."""
 
-    def __init__(self, context: AppContext, pane: QWidget):
-        self.columns = {side: OutputColumn(context, side, pane) for side in SIDES}
+    def __init__(self, context: AppContext, pane: QWidget, model: PairModel):
+        self.columns = {side: OutputColumn(context, side, model[side], pane) for side in SIDES}
         self.controls = PromptControls()
         self.notice = Notice("compareNotice")
         self._build_details()

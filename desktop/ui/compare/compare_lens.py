@@ -96,7 +96,7 @@ class AlignmentLens:
         key = (self.session.serial, context)
         if not force and (key == self._alignment_key or self._alignment_call is not None):
             return
-        base, instruct = (self.columns[s].bar.handle for s in SIDES)
+        base, instruct = (self.model[s].handle for s in SIDES)
         events = self.columns["instruct"].events
         answer = [e.token_id for e in events] or self.columns["instruct"].text()
         if not self.session.ended or self.is_running():
@@ -172,7 +172,7 @@ class AlignmentLens:
 
     def open_prompt_set(self) -> PromptSetDialog | None:
         """The "Run a prompt set…" dialog on the two loaded models (it refuses a pair from two families)."""
-        base, instruct = (self.columns[s].bar.handle for s in SIDES)
+        base, instruct = (self.model[s].handle for s in SIDES)
         if base is None or instruct is None:
             self.notice.show_message("Load a base model and its instruct sibling first.", "warning")
             return None

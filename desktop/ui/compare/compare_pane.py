@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QWidget
 from desktop.compare import pair
 from desktop.compare.analysis import Cancelled, unless_cancelled
 from desktop.compare.pair import SIDES, PairRequest
+from desktop.compare.pair_model import PairModel
 from desktop.compare.presets import FEW_SHOT_HINT, GENERAL_HINT, ICL_HINT, preset, preset_for_prompt
 from desktop.compare.session import CompareSession
 from desktop.core.errors import HistoryError
@@ -61,7 +62,8 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self._pending_run = False
         self._save_call: Call | None = None
         self._save_again = False
-        self._adopt(CompareWidgets(context, self))
+        self.model = PairModel()
+        self._adopt(CompareWidgets(context, self, self.model))
         self.pair = PairPicker(self, self.columns)
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=160))
         self.sampling.setToolTip("Both models run with these settings and the same seed.")
@@ -89,10 +91,9 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self.body, self.sidebar = w.body, w.sidebar
 
     def _connect(self) -> None:
-        for side, col in self.columns.items():
-            col.bar.ready.connect(lambda handle, side=side: self._on_model_ready(side, handle))
-            col.bar.lost.connect(lambda side=side: self._on_model_lost(side))
-            col.bar.failed.connect(lambda message, side=side: self._on_model_failed(side, message))
+        self.model.events.loaded.connect(lambda e: self._on_model_ready(e.side, e.value))
+        self.model.events.lost.connect(lambda e: self._on_model_lost(e.side))
+        self.model.events.failed.connect(lambda e: self._on_model_failed(e.side, e.value))
         self.prompt_input.textChanged.connect(self._on_prompt_edited)
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
@@ -156,7 +157,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
     # --- models ----------------------------------------------------------------------------------
 
     def _on_model_ready(self, side: str, handle) -> None:
-        self.inputs_view.set_special_tokens(special_texts([self.columns[s].bar.handle for s in SIDES]))
+        self.inputs_view.set_special_tokens(special_texts(list(self.model.handles().values())))
         info = handle.info
         if info.kind != side:
             self.notice.show_message(
@@ -165,7 +166,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
                 "instruct sibling on the right.", "warning")
         elif self.notice.level in ("warning", "error") and not self.is_running():
             self.notice.clear()
-        if self._pending_run and all(c.bar.handle is not None for c in self.columns.values()):
+        if self._pending_run and self.model.both_loaded():
             self._pending_run = False
             self.run()
 
@@ -252,10 +253,10 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         request = self._request()
         if request is None:
             return
-        if any(c.bar.handle is None for c in self.columns.values()):
+        if not self.model.both_loaded():
             self._pending_run = True
-            for col in self.columns.values():
-                if col.bar.handle is None and (col.bar.key is None or col.bar.error):
+            for side, col in self.columns.items():
+                if self.model[side].needs_load():
                     col.bar.load_again()
             self.notice.show_message("Loading the models; the run starts when both are ready.", "info")
             return
@@ -283,7 +284,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self._rate_timer.start()
 
     def _start_jobs(self, request: PairRequest) -> None:
-        models = {s: self.columns[s].bar.handle for s in SIDES}
+        models = self.model.handles()
         threads = pair.pair_threads(models["base"], models["instruct"])
 
         def start_base(control: JobControl):
@@ -376,7 +377,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
     def _report_context(self) -> None:
         used, size = 0, 0
         for side in SIDES:
-            handle, final = self.columns[side].bar.handle, self.session.finals.get(side)
+            handle, final = self.model[side].handle, self.session.finals.get(side)
             if handle is None or final is None:
                 continue
             n = final.stats.prompt_tokens + final.stats.completion_tokens

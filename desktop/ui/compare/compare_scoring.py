@@ -21,7 +21,7 @@ class RunAnalysis:
 
     def _start_analysis(self) -> None:
         """Score each output under both models and fetch both first steps, one worker per model."""
-        base, instruct = self.columns["base"].bar.handle, self.columns["instruct"].bar.handle
+        base, instruct = self.model["base"].handle, self.model["instruct"].handle
         failed = self.session.failed_sides()
         if base is None or instruct is None or failed:
             self.analysis_label.setText(f"Not scored: the {' and '.join(failed) or 'other'} model failed."

@@ -24,10 +24,7 @@ class CompletionLayout:
 
     def _build_header(self, context: AppContext) -> QHBoxLayout:
         """The model bar and the token-view switch, over the model's notice."""
-        self.model_bar = ModelBar(context, owner="completion")
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
+        self.model_bar = ModelBar(context, self.model, owner="completion")
         self.model_bar.picked.connect(lambda _p: self._save_state())
         self.token_toggle = QCheckBox("Token probabilities")
         self.token_toggle.setObjectName("tokenViewToggle")

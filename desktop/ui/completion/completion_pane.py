@@ -146,10 +146,10 @@ class CompletionPane(CompletionLayout, SingleModelPage):
         except ValueError as exc:
             self.notice.show_message(str(exc), "error")
             return
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None:
             self._pending_generate = True
-            if self.model_bar.key is None or self.model_bar.error:
+            if self.model.needs_load():
                 self.model_bar.load_again()
             self.notice.show_message("Loading the model; generation starts when it is ready.", "info")
             return
@@ -201,9 +201,9 @@ class CompletionPane(CompletionLayout, SingleModelPage):
                 text += " Press Generate to load it again and continue."
             self.notice.show_message(text, "error")
         s = final.stats
-        if s.prompt_tokens and self.model_bar.handle is not None:
+        if s.prompt_tokens and self.model.handle is not None:
             self._prompt_count = s.prompt_tokens + s.completion_tokens
-            self.context.contextUsage.emit(STATE_KEY, self._prompt_count, self.model_bar.handle.info.n_ctx)
+            self.context.contextUsage.emit(STATE_KEY, self._prompt_count, self.model.handle.info.n_ctx)
         self.save_document()
         self.generationEnded.emit(final)
 
@@ -216,7 +216,7 @@ class CompletionPane(CompletionLayout, SingleModelPage):
     def _report_rate(self) -> None:
         if self.job is not None and self.job.running:
             self.context.generationRate.emit(STATE_KEY, self.job.rate())
-            handle = self.model_bar.handle
+            handle = self.model.handle
             if handle is not None:
                 self.context.contextUsage.emit(STATE_KEY, self._gen_base + self.job.token_count,
                                                handle.info.n_ctx)
@@ -243,7 +243,7 @@ class CompletionPane(CompletionLayout, SingleModelPage):
             self._count_timer.start()
 
     def _count_context(self) -> None:
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None or self.is_generating() or not handle.capabilities.tokenizer:  # a server may not count
             return
         if self._count_call is not None:
