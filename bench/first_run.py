@@ -235,5 +235,5 @@ class FirstRun:
                 self._enter("analysis")
         elif self.step == "analysis":
             if compare.session.analysis_done:
-                self.result["analysis"] = compare.analysis_label.text()
+                self.result["analysis"] = compare.widgets.analysis_label.text()
                 self._finish()

@@ -27,9 +27,9 @@ def greedy(pane, prompt: str, tokens: int = 24) -> None:
 
 
 def open_alignment(qtbot, pane):
-    view = pane.alignment_view
+    view = pane.widgets.views["alignment"]
     with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
-        qtbot.mouseClick(pane.controls.alignment_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(pane.controls.tab_buttons["alignment"], Qt.MouseButton.LeftButton)
     return view
 
 
@@ -66,10 +66,10 @@ def test_alignment_view_of_a_sibling_pair_matches_the_lens(qtbot, window):
     assert view.result.context == "urial" and "Query" in view.status.text()
     # Stop drops a measurement under way: its result never lands
     view.context_choice.setCurrentIndex(view.context_choice.findData("plain"))
-    call = pane._alignment_call
+    call = pane.controllers["alignment"]._call
     assert call is not None and view.stop_button.isEnabled()
     qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
-    assert call.wait(30) and pane._alignment_call is None
+    assert call.wait(30) and pane.controllers["alignment"]._call is None
     QApplication.processEvents()
     assert view.result is None and view.status.text().startswith("Stopped")
     assert view.measure_button.isEnabled() and not view.stop_button.isEnabled()
@@ -96,10 +96,10 @@ def test_a_pair_from_two_vocabularies_is_refused_in_one_line(qtbot, make_window,
 
 def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_query(qtbot, window):
     pane = open_compare(qtbot, window)
-    pane.few_shot.setChecked(True)
+    pane.controls.few_shot.setChecked(True)
     pane.controls.icl_toggle.setChecked(True)
-    assert not pane.few_shot.isChecked()  # one or the other
-    assert "# Query:" in pane.hint.text()
+    assert not pane.controls.few_shot.isChecked()  # one or the other
+    assert "# Query:" in pane.controls.hint.text()
     greedy(pane, "Explain why the sky is blue.", tokens=200)
     run_and_wait(qtbot, pane)
     assert pane.session.inputs["base"] == preset.wrap_prompt("Explain why the sky is blue.")
@@ -120,7 +120,7 @@ def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_quer
     assert view.result is None
     with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
         pane.open_run(run_id)
-    assert pane.controls.icl_toggle.isChecked() and not pane.few_shot.isChecked()
+    assert pane.controls.icl_toggle.isChecked() and not pane.controls.few_shot.isChecked()
     assert view.result.context == "icl" and [t.token_id for t in view.result.tokens] == measured_ids
     assert pane.state()["in_context"] is True  # kept with the pane's state for the next start
 
@@ -129,7 +129,7 @@ def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path
     pane = open_compare(qtbot, window)
     prompts = tmp_path / "two.txt"
     prompts.write_text("List three colours.\nOnce upon a time\n", encoding="utf-8")
-    dialog = pane.open_prompt_set()
+    dialog = pane.controllers["alignment"].open_prompt_set()
     qtbot.addWidget(dialog)
     opened = []
     dialog.open_url = opened.append
@@ -186,7 +186,7 @@ def test_the_same_file_on_both_sides_greedy_is_all_unshifted(qtbot, window, tiny
     """One instruct file in both columns, greedy; the base side reads the query through its own chat template,
     as the instruct side did: every token of the answer is the base side's first choice."""
     pane = open_compare(qtbot, window)
-    path = pane.instruct_picker.currentData()
+    path = pane.columns["instruct"].bar.combo.currentData()
     assert path.endswith(tiny_instruct.name)
     pane.pair.select("base", path)
     qtbot.waitUntil(lambda: pane.model["base"].handle is not None

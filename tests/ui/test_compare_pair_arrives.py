@@ -31,8 +31,8 @@ def test_the_second_model_fills_the_empty_side_when_it_lands(qtbot, make_window,
     qtbot.waitUntil(lambda: base_bar.model.handle is not None, timeout=LOAD_TIMEOUT_MS)
     assert instruct_bar.current_path() == ""
 
-    pane.prompt_input.setPlainText("Hello")
-    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+    pane.controls.prompt_input.setPlainText("Hello")
+    qtbot.mouseClick(pane.controls.run_button, Qt.MouseButton.LeftButton)
     assert pane.notice.isVisible() and pane.notice.level == "warning"
     text = pane.notice.label.text()
     assert "instruct model" in text and "\n" not in text and not pane.jobs
