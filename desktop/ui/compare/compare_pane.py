@@ -62,7 +62,7 @@ class ComparePane(Page):
         self.model = PairModel()
         w = self.widgets = CompareWidgets(context, self, self.model)
         self.columns, self.controls, self.notice, self.sidebar = w.columns, w.controls, w.notice, w.sidebar
-        self.pair = PairPicker(self, self.columns)
+        self.pair = PairPicker(context, self.columns, picked=self._save_state_later)
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=160))
         self.sampling.setToolTip("Both models run with these settings and the same seed.")
         self.splitter = three_columns(self, "compareSplitter", self.sidebar, w.center, self.sampling,
