@@ -221,12 +221,11 @@ class FirstRun:
                 self.window.show_page("compare")
                 self._enter("compare opens")
         elif self.step == "compare opens":
-            columns = compare.columns
-            bars = [columns[s].bar for s in ("base", "instruct")]
-            failed = [b.error for b in bars if getattr(b, "error", "")]
+            models = [compare.model[s] for s in ("base", "instruct")]
+            failed = [m.error for m in models if m.error]
             if failed:
                 self._finish(f"a model did not load: {failed[0]}")
-            elif all(b.handle is not None for b in bars):
+            elif all(m.handle is not None for m in models):
                 self._enter("run")
                 compare.apply_preset("worldcup")
                 compare.run()
@@ -236,5 +235,5 @@ class FirstRun:
                 self._enter("analysis")
         elif self.step == "analysis":
             if compare.session.analysis_done:
-                self.result["analysis"] = compare.analysis_label.text()
+                self.result["analysis"] = compare.widgets.analysis_label.text()
                 self._finish()

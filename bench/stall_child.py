@@ -163,10 +163,10 @@ def main() -> None:
     def on_failed(message: str) -> None:
         finish(f"a model did not load: {message}")
 
-    completion.model_bar.ready.connect(lambda _h: on_ready("completion"))
-    chat.model_bar.ready.connect(lambda _h: on_ready("chat"))
-    completion.model_bar.failed.connect(on_failed)
-    chat.model_bar.failed.connect(on_failed)
+    completion.model.events.loaded.connect(lambda _e: on_ready("completion"))
+    chat.model.events.loaded.connect(lambda _e: on_ready("chat"))
+    completion.model.events.failed.connect(lambda e: on_failed(e.value))
+    chat.model.events.failed.connect(lambda e: on_failed(e.value))
     completion.model_bar.select_path(config["base"])
     chat.model_bar.select_path(config["instruct"])
     app.exec()

@@ -81,3 +81,19 @@ def test_a_saved_run_opens_back_into_a_session():
     assert opened.errors["instruct"] == "no template"
     assert opened.inputs["instruct"].startswith("<|im_start|>user")
     assert opened.params is not None and opened.params.temperature == 0.5
+
+
+def test_the_session_docstring_names_every_event_it_emits():
+    """Its docstring is how a new view learns what to observe: every ``_changed("...")`` is named there."""
+    import ast
+    import inspect
+
+    from desktop.compare import session as module
+
+    tree = ast.parse(inspect.getsource(module))
+    emitted = {node.args[0].value for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+               and node.func.attr == "_changed" and node.args and isinstance(node.args[0], ast.Constant)}
+    assert "analysed" in emitted and len(emitted) >= 8
+    missing = [what for what in sorted(emitted) if f'"{what}"' not in module.__doc__]
+    assert not missing, missing

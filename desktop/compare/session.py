@@ -1,10 +1,12 @@
 """The state of the run the Compare pane shows, as a plain object: no Qt, no widgets.
 
-The pane keeps its widgets; everything about *the run* lives here: what was sent (the ``PairRequest``), the
-models, each side's final event, the scores and how much of each text they cover, the first steps, the
-analysis' problems, and the history id once saved. The pane observes it: ``subscribe(fn)`` calls ``fn(what)``
-after each change ("started", "finished", "ended", "scored", "opened", "cleared", "saved"), and the pane
-updates the widgets from the session. A new view of a run (an "Alignment" tab) reads the same object.
+The pane keeps its widgets and the loaded models are its ``PairModel``; everything about *the run* lives here:
+what was sent (the ``PairRequest``), the models' paths, each side's final event, the scores and how much of
+each text they cover, the first steps, the analysis' problems, and the history id once saved. The pane and
+its controllers observe it: ``subscribe(fn)`` calls ``fn(what)`` after each change ("started", "finished",
+"ended", "scored", "analysed" once the analysis of an ended run is over, "opened", "cleared", "saved"), and
+they update the widgets from the session. A new view of a run (a details tab's controller) reads the same
+object.
 """
 
 from __future__ import annotations

@@ -249,8 +249,8 @@ def _pick(qtbot, pane, file_name: str) -> None:
 
     combo = pane.findChild(QComboBox, "modelPicker")
     combo.setCurrentIndex(next(i for i in range(combo.count()) if file_name in combo.itemText(i)))
-    qtbot.waitUntil(lambda: pane.model_bar.handle is not None or bool(pane.model_bar.error), timeout=60_000)
-    assert not pane.model_bar.error
+    qtbot.waitUntil(lambda: pane.model.handle is not None or bool(pane.model.error), timeout=60_000)
+    assert not pane.model.error
 
 
 def test_completion_pane_megabyte_paste_and_double_generate(qtbot, window, tiny_base):

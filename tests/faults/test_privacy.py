@@ -131,7 +131,7 @@ def test_the_window_sends_nothing_unasked(no_network, qtbot, tandem_home, tiny_b
     completion = window.findChild(QWidget, "completionPane")
     combo = completion.findChild(QComboBox, "modelPicker")
     combo.setCurrentIndex(next(i for i in range(combo.count()) if tiny_base.name in combo.itemText(i)))
-    qtbot.waitUntil(lambda: completion.model_bar.handle is not None or bool(completion.model_bar.error),
+    qtbot.waitUntil(lambda: completion.model.handle is not None or bool(completion.model.error),
                     timeout=60_000)
     completion.editor.setPlainText("Once upon a time")
     with qtbot.waitSignal(completion.generationEnded, timeout=60_000) as ended:
@@ -140,7 +140,7 @@ def test_the_window_sends_nothing_unasked(no_network, qtbot, tandem_home, tiny_b
     chat = window.findChild(QWidget, "chatPane")
     combo = chat.findChild(QComboBox, "modelPicker")
     combo.setCurrentIndex(next(i for i in range(combo.count()) if tiny_instruct.name in combo.itemText(i)))
-    qtbot.waitUntil(lambda: chat.model_bar.handle is not None or bool(chat.model_bar.error), timeout=60_000)
+    qtbot.waitUntil(lambda: chat.model.handle is not None or bool(chat.model.error), timeout=60_000)
     with qtbot.waitSignal(chat.generationEnded, timeout=60_000) as ended:
         chat.send("hello there")
     assert ended.args[0].error is None

@@ -53,9 +53,9 @@ def items(combo: QComboBox) -> list[str]:
 def pick_remote(qtbot, combo: QComboBox, bar, model_id: str, endpoint: str = "box"):
     index = next(i for i in range(combo.count()) if combo.itemData(i) == f"endpoint:{endpoint}/{model_id}")
     combo.setCurrentIndex(index)
-    qtbot.waitUntil(lambda: bar.handle is not None or bool(bar.error), timeout=LOAD_TIMEOUT_MS)
-    assert bar.error == "", bar.error
-    return bar.handle
+    qtbot.waitUntil(lambda: bar.model.handle is not None or bool(bar.model.error), timeout=LOAD_TIMEOUT_MS)
+    assert bar.model.error == "", bar.model.error
+    return bar.model.handle
 
 
 def served_model(url: str) -> str:
@@ -186,23 +186,23 @@ def test_compare_a_local_base_with_a_remote_instruct(qtbot, window, llama_server
     base, instruct = pane.columns["base"], pane.columns["instruct"]
     base.bar.combo.setCurrentIndex(next(i for i, t in enumerate(items(base.bar.combo)) if "tiny-base.gguf" in t))
     pick_remote(qtbot, instruct.bar.combo, instruct.bar, served_model(llama_server))
-    qtbot.waitUntil(lambda: base.bar.handle is not None, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: base.bar.model.handle is not None, timeout=LOAD_TIMEOUT_MS)
     pane.sampling.max_tokens.setValue(10)
-    pane.prompt_input.setPlainText("Name a colour.")
+    pane.controls.prompt_input.setPlainText("Name a colour.")
     with qtbot.waitSignal(pane.runEnded, timeout=90_000):
-        qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(pane.controls.run_button, Qt.MouseButton.LeftButton)
     assert base.text() and instruct.text()
     qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=90_000)
     # the instruct model's server can't score: one line, where cross-scoring of the base output would be
     note = ("Not scored by the instruct model: cross-scoring needs a server that scores given text "
             "(vLLM, SGLang); this llama-server can't.")
     assert base.surprise.text() == note and "#c0392b" not in base.surprise.styleSheet()
-    assert pane.analysis_label.text() == note
+    assert pane.widgets.analysis_label.text() == note
     # the rest keeps working: the local base model scored the instruct output, both first steps are there
     assert instruct.cross is not None and instruct.cross.tokens
     assert pane.session.first.get("base") and pane.session.first.get("instruct")
     # the templated prompt is the server's own rendering
-    assert "<|im_start|>user\nName a colour.<|im_end|>" in pane.inputs_view.instruct_view.toPlainText()
+    assert "<|im_start|>user\nName a colour.<|im_end|>" in pane.widgets.views["inputs"].instruct_view.toPlainText()
 
 
 @pytest.fixture
@@ -302,11 +302,11 @@ def test_compare_both_sides_on_one_server(qtbot, window, llama_server):
     model_id = served_model(llama_server)
     for side in ("base", "instruct"):
         pick_remote(qtbot, pane.columns[side].bar.combo, pane.columns[side].bar, model_id)
-    assert pane.columns["base"].bar.handle is pane.columns["instruct"].bar.handle  # one connection, shared
+    assert pane.columns["base"].bar.model.handle is pane.columns["instruct"].bar.model.handle  # one connection, shared
     pane.sampling.max_tokens.setValue(8)
-    pane.prompt_input.setPlainText("Say hello.")
+    pane.controls.prompt_input.setPlainText("Say hello.")
     with qtbot.waitSignal(pane.runEnded, timeout=90_000) as ended:
-        qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(pane.controls.run_button, Qt.MouseButton.LeftButton)
     assert all(f.error is None for f in ended.args[0].values())
     assert pane.columns["base"].text() and pane.columns["instruct"].text()
     qtbot.waitUntil(lambda: pane.session.analysis_done, timeout=90_000)

@@ -27,9 +27,9 @@ def greedy(pane, prompt: str, tokens: int = 24) -> None:
 
 
 def open_alignment(qtbot, pane):
-    view = pane.alignment_view
+    view = pane.widgets.views["alignment"]
     with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
-        qtbot.mouseClick(pane.controls.alignment_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(pane.controls.tab_buttons["alignment"], Qt.MouseButton.LeftButton)
     return view
 
 
@@ -46,7 +46,7 @@ def test_alignment_view_of_a_sibling_pair_matches_the_lens(qtbot, window):
     assert sum(shown.values()) == pytest.approx(100.0, abs=0.15)
     assert shown == pytest.approx({c: getattr(result.shares, c) for c in CLASSES}, abs=0.05)
     # the same measurement made directly through the lens, on the pane's own models
-    base, instruct = (pane.columns[s].bar.handle for s in ("base", "instruct"))
+    base, instruct = (pane.model[s].handle for s in ("base", "instruct"))
     direct, _, _ = analyze.shift_answer(base, instruct, pane.session.prompt, [t.token_id for t in result.tokens])
     assert [t.rank for t in direct.tokens] == [t.rank for t in result.tokens]
     # each token's colour is its class's, and its hover card says its rank
@@ -66,10 +66,10 @@ def test_alignment_view_of_a_sibling_pair_matches_the_lens(qtbot, window):
     assert view.result.context == "urial" and "Query" in view.status.text()
     # Stop drops a measurement under way: its result never lands
     view.context_choice.setCurrentIndex(view.context_choice.findData("plain"))
-    call = pane._alignment_call
+    call = pane.controllers["alignment"]._call
     assert call is not None and view.stop_button.isEnabled()
     qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
-    assert call.wait(30) and pane._alignment_call is None
+    assert call.wait(30) and pane.controllers["alignment"]._call is None
     QApplication.processEvents()
     assert view.result is None and view.status.text().startswith("Stopped")
     assert view.measure_button.isEnabled() and not view.stop_button.isEnabled()
@@ -81,7 +81,7 @@ def test_a_pair_from_two_vocabularies_is_refused_in_one_line(qtbot, make_window,
     window = make_window()
     pane = open_compare(qtbot, window)
     pane.pair.select("instruct", str(other))
-    qtbot.waitUntil(lambda: pane.columns["instruct"].bar.handle is not None
+    qtbot.waitUntil(lambda: pane.model["instruct"].handle is not None
                     and pane.columns["instruct"].bar.current_path().endswith(other.name), timeout=LOAD_TIMEOUT_MS)
     greedy(pane, "Who won the World Cup?", tokens=12)
     finals = run_and_wait(qtbot, pane)
@@ -96,10 +96,10 @@ def test_a_pair_from_two_vocabularies_is_refused_in_one_line(qtbot, make_window,
 
 def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_query(qtbot, window):
     pane = open_compare(qtbot, window)
-    pane.few_shot.setChecked(True)
+    pane.controls.few_shot.setChecked(True)
     pane.controls.icl_toggle.setChecked(True)
-    assert not pane.few_shot.isChecked()  # one or the other
-    assert "# Query:" in pane.hint.text()
+    assert not pane.controls.few_shot.isChecked()  # one or the other
+    assert "# Query:" in pane.controls.hint.text()
     greedy(pane, "Explain why the sky is blue.", tokens=200)
     run_and_wait(qtbot, pane)
     assert pane.session.inputs["base"] == preset.wrap_prompt("Explain why the sky is blue.")
@@ -120,7 +120,7 @@ def test_the_in_context_alignment_preset_wraps_the_base_prompt_and_stops_at_quer
     assert view.result is None
     with qtbot.waitSignal(view.measured, timeout=GEN_TIMEOUT_MS):
         pane.open_run(run_id)
-    assert pane.controls.icl_toggle.isChecked() and not pane.few_shot.isChecked()
+    assert pane.controls.icl_toggle.isChecked() and not pane.controls.few_shot.isChecked()
     assert view.result.context == "icl" and [t.token_id for t in view.result.tokens] == measured_ids
     assert pane.state()["in_context"] is True  # kept with the pane's state for the next start
 
@@ -129,7 +129,7 @@ def test_a_prompt_set_runs_stops_and_resumes_to_a_report(qtbot, window, tmp_path
     pane = open_compare(qtbot, window)
     prompts = tmp_path / "two.txt"
     prompts.write_text("List three colours.\nOnce upon a time\n", encoding="utf-8")
-    dialog = pane.open_prompt_set()
+    dialog = pane.controllers["alignment"].open_prompt_set()
     qtbot.addWidget(dialog)
     opened = []
     dialog.open_url = opened.append
@@ -173,7 +173,7 @@ def test_a_model_without_ranks_shows_its_one_line_reason(qtbot, window, monkeypa
     pane = open_compare(qtbot, window)
     greedy(pane, "Who won the World Cup?", tokens=8)
     run_and_wait(qtbot, pane)
-    handle = pane.columns["base"].bar.handle
+    handle = pane.model["base"].handle
     monkeypatch.setattr(type(handle), "capabilities", property(
         lambda self: Capabilities(score_ranks=False, scoring_note="this server returns no token ranks")))
     view = open_alignment(qtbot, pane)
@@ -186,10 +186,10 @@ def test_the_same_file_on_both_sides_greedy_is_all_unshifted(qtbot, window, tiny
     """One instruct file in both columns, greedy; the base side reads the query through its own chat template,
     as the instruct side did: every token of the answer is the base side's first choice."""
     pane = open_compare(qtbot, window)
-    path = pane.instruct_picker.currentData()
+    path = pane.columns["instruct"].bar.combo.currentData()
     assert path.endswith(tiny_instruct.name)
     pane.pair.select("base", path)
-    qtbot.waitUntil(lambda: pane.columns["base"].bar.handle is not None
+    qtbot.waitUntil(lambda: pane.model["base"].handle is not None
                     and pane.columns["base"].bar.current_path() == path, timeout=LOAD_TIMEOUT_MS)
     greedy(pane, "List three colours.", tokens=32)
     run_and_wait(qtbot, pane)

@@ -28,11 +28,11 @@ def test_the_second_model_fills_the_empty_side_when_it_lands(qtbot, make_window,
     window.show_page("compare")
     pane = window.compare_pane
     base_bar, instruct_bar = pane.columns["base"].bar, pane.columns["instruct"].bar
-    qtbot.waitUntil(lambda: base_bar.handle is not None, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: base_bar.model.handle is not None, timeout=LOAD_TIMEOUT_MS)
     assert instruct_bar.current_path() == ""
 
-    pane.prompt_input.setPlainText("Hello")
-    qtbot.mouseClick(pane.run_button, Qt.MouseButton.LeftButton)
+    pane.controls.prompt_input.setPlainText("Hello")
+    qtbot.mouseClick(pane.controls.run_button, Qt.MouseButton.LeftButton)
     assert pane.notice.isVisible() and pane.notice.level == "warning"
     text = pane.notice.label.text()
     assert "instruct model" in text and "\n" not in text and not pane.jobs
@@ -49,7 +49,7 @@ def test_a_side_the_person_emptied_on_purpose_is_left_alone(qtbot, make_window, 
     window.show_page("compare")
     pane = window.compare_pane
     base_bar, instruct_bar = pane.columns["base"].bar, pane.columns["instruct"].bar
-    qtbot.waitUntil(lambda: base_bar.handle is not None, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: base_bar.model.handle is not None, timeout=LOAD_TIMEOUT_MS)
     instruct_bar.combo.setCurrentIndex(0)  # "Choose a model…": the person's own choice
     instruct_bar.combo.activated.emit(0)
     half_pair()

@@ -48,7 +48,7 @@ def test_chat_send_regenerate_and_history(qtbot, window):
     send(qtbot, pane, "who won the world cup")
     qtbot.mouseClick(pane.show_prompt_button, Qt.MouseButton.LeftButton)
     assert pane.prompt_box.isVisible()
-    expected = pane.model_bar.handle.render_chat([{"role": t.role, "content": t.content} for t in pane.turns])
+    expected = pane.model.handle.render_chat([{"role": t.role, "content": t.content} for t in pane.turns])
     qtbot.waitUntil(lambda: pane.prompt_view.toPlainText() == expected, timeout=10_000)
     prompt = pane.prompt_view.toPlainText()
     assert "who won the world cup" in prompt and pane.turns[-1].content in prompt

@@ -57,10 +57,10 @@ def test_history_and_state_are_restored_after_a_restart(qtbot, make_window, ui_m
     assert [i.title for i in again.chat_pane.sidebar.items()] == ["hello from before the restart"]
     assert [i.title for i in again.completion_pane.sidebar.items()] == [title_from_text(document_text)]
     # the last-used models come back: the visible pane's at once, the other's when it is shown
-    qtbot.waitUntil(lambda: again.chat_pane.model_bar.handle is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: again.chat_pane.model.handle is not None, timeout=60_000)
     assert again.chat_pane.model_bar.current_path().endswith("tiny-instruct.gguf")
     again.show_page("completion")
-    qtbot.waitUntil(lambda: again.completion_pane.model_bar.handle is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: again.completion_pane.model.handle is not None, timeout=60_000)
     assert again.completion_pane.model_bar.current_path().endswith("tiny-base.gguf")
 
 

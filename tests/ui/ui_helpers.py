@@ -13,9 +13,9 @@ def pick_model(qtbot, pane, file_name: str):
     combo = pane.findChild(QComboBox, "modelPicker")
     index = next(i for i in range(combo.count()) if file_name in combo.itemText(i))
     combo.setCurrentIndex(index)
-    qtbot.waitUntil(lambda: pane.model_bar.handle is not None or bool(pane.model_bar.error), timeout=LOAD_TIMEOUT_MS)
-    assert pane.model_bar.error == "", pane.model_bar.error
-    return pane.model_bar.handle
+    qtbot.waitUntil(lambda: pane.model.handle is not None or bool(pane.model.error), timeout=LOAD_TIMEOUT_MS)
+    assert pane.model.error == "", pane.model.error
+    return pane.model.handle
 
 
 def run_and_wait(qtbot, pane, action, timeout: int = GEN_TIMEOUT_MS):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.compare.pane_model import PaneModel
 from desktop.engine.types import SamplingParams
 from desktop.ui.chat.transcript import ChatTranscript
 from desktop.ui.runtime.context import AppContext
@@ -29,8 +30,8 @@ from desktop.ui.widgets.sampling_panel import SamplingPanel
 class ChatWidgets:
     """Every widget of the Chat pane, laid out; ``center`` is the middle column."""
 
-    def __init__(self, context: AppContext):
-        self.model_bar = ModelBar(context, owner="chat")
+    def __init__(self, context: AppContext, model: PaneModel):
+        self.model_bar = ModelBar(context, model, owner="chat")
         self._header()
         self._conversation()
         self._input()

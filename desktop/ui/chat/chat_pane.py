@@ -5,7 +5,8 @@ reply; Edit last takes your last message back into the input to change and resen
 exact templated text the model receives, special tokens highlighted, updated as the conversation grows.
 When the conversation no longer fits the context, the oldest turns are left out (the system prompt is kept)
 and the pane says so. A base model has no chat template: the engine's refusal is shown here.
-The system prompt and the prompt view are ``chat_prompt.ChatPrompt``, a mixin of the pane.
+The system prompt and the prompt view are ``chat_prompt.PromptPreview``, a controller the pane builds; the
+loaded model is the pane's ``PaneModel`` (``self.model``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from desktop.core.history import title_from_text
 from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, TokenEvent
 from desktop.ui.chat.chat_layout import ChatWidgets
-from desktop.ui.chat.chat_prompt import ChatPrompt
+from desktop.ui.chat.chat_prompt import PromptPreview
 from desktop.ui.chat.conversation import Turn, fit_conversation, note_for
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.workers import JobControl, StreamJob, say_if_waiting
@@ -33,7 +34,7 @@ STATE_KEY = "chat"
 SAVE_EVERY_S = 1.0
 
 
-class ChatPane(ChatPrompt, SingleModelPage):
+class ChatPane(SingleModelPage):
     state_key = STATE_KEY
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
@@ -45,9 +46,8 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self._reply_parts: list[str] = []
         self._last_save = 0.0
         self._pending_reply = False
-        self._render_call = None
 
-        w = ChatWidgets(context)
+        w = ChatWidgets(context, self.model)
         self.model_bar = w.model_bar
         self.show_prompt_button = w.show_prompt_button
         self.model_notice = w.model_notice
@@ -68,23 +68,17 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self.sampling = w.sampling
         self.sidebar = w.sidebar
         self._connect()
-        self._update_system_toggle()
+        self.preview = PromptPreview(w, self.model, lambda: self.turns, self.is_generating, self._save_state_later,
+                                     self)
         self.splitter = three_columns(self, "chatSplitter", self.sidebar, w.center, self.sampling, [200, 800, 250])
 
-        self._render_timer = make_timer(self, 300, self.update_prompt_view)
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._update_buttons()
         self._page_ready()
 
     def _connect(self) -> None:
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
         self.model_bar.picked.connect(lambda _p: self._save_state())
-        self.show_prompt_button.toggled.connect(self._on_show_prompt)
-        self.system_toggle.toggled.connect(self._on_system_toggle)
-        self.system_prompt.textChanged.connect(self._on_system_changed)
         self.send_button.clicked.connect(lambda: self.send())
         self.stop_button.clicked.connect(self.stop)
         self.regenerate_button.clicked.connect(self.regenerate)
@@ -129,7 +123,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
             self.notice.clear()
         specials = special_texts([handle])
         self.prompt_view.set_special_tokens(specials)
-        self.update_prompt_view(check_template=True)
+        self.preview.update(check_template=True)
         if self._pending_reply:
             self._pending_reply = False
             self._start_reply()
@@ -183,10 +177,10 @@ class ChatPane(ChatPrompt, SingleModelPage):
         except ValueError as exc:
             self.notice.show_message(str(exc), "error")
             return
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None:
             self._pending_reply = True
-            if self.model_bar.key is None or self.model_bar.error:
+            if self.model.needs_load():
                 self.model_bar.load_again()
             self.notice.show_message("Loading the model; the reply starts when it is ready.", "info")
             self._update_buttons()
@@ -282,11 +276,11 @@ class ChatPane(ChatPrompt, SingleModelPage):
                 message += " Send again (or Regenerate) to load it again."
             self.notice.show_message(message, "error")
         s = final.stats
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if s.prompt_tokens and handle is not None:
             self.context.contextUsage.emit(STATE_KEY, s.prompt_tokens + s.completion_tokens, handle.info.n_ctx)
         self._update_buttons()
-        self._render_timer.start()
+        self.preview.schedule()
         self.sidebar.refresh()
         self.generationEnded.emit(final)
 
@@ -325,7 +319,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self.input.setPlainText(turn.content)
         self.input.setFocus()
         self._update_buttons()
-        self._render_timer.start()
+        self.preview.schedule()
 
     def _render_transcript(self) -> None:
         self.transcript.set_messages([(t.role, t.content, t.note) for t in self.turns])
@@ -339,7 +333,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
     def _report_rate(self) -> None:
         if self.is_generating():
             self.context.generationRate.emit(STATE_KEY, self.job.rate())
-            handle = self.model_bar.handle
+            handle = self.model.handle
             if handle is not None and self._prompt_tokens:
                 self.context.contextUsage.emit(STATE_KEY, self._prompt_tokens + self.job.token_count,
                                                handle.info.n_ctx)
@@ -357,14 +351,14 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self.system_prompt.blockSignals(True)
         self.system_prompt.setPlainText(chat.system_prompt)
         self.system_prompt.blockSignals(False)
-        self._update_system_toggle()
+        self.preview.update_system_toggle()
         self._render_transcript()
         self.notice.clear()
         self.stats_label.clear()
         self.sidebar.set_current(chat.id)
         self._update_buttons()
         self._save_state()
-        self._render_timer.start()
+        self.preview.schedule()
 
     def new_item(self) -> None:
         """A new, empty chat (the system prompt stays, as a starting point)."""
@@ -379,7 +373,7 @@ class ChatPane(ChatPrompt, SingleModelPage):
         self.input.setFocus()
         self._update_buttons()
         self._save_state()
-        self._render_timer.start()
+        self.preview.schedule()
 
     # --- main window hooks -----------------------------------------------------------------------
 

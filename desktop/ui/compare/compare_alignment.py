@@ -4,7 +4,7 @@ It shows one ``desktop.lens.shift.ShiftResult`` (token shift, Lin et al., URIAL,
 each token coloured by its class (rank 1 under the base model unshifted, 2-3 marginal, above 3 shifted; hover
 for the base model's top choices, both logprobs and the rank), the three shares beside the paper's figures,
 the most frequent shifted tokens, and a position profile. The base model's context (plain query, URIAL
-wrapper, in-context alignment preset) is chosen here; the pane does the measuring (``compare_lens``).
+wrapper, in-context alignment preset) is chosen here; the measuring is ``lens.LensController``'s.
 Only widgets: a refusal (two model families, a backend without ranks) is one line in place of the rest.
 """
 

@@ -5,6 +5,8 @@ Only widgets here; the pane connects them. Kept apart so the pane's module reads
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.compare.presets import DEFAULT_FEW_SHOT_TEMPLATE, GENERAL_HINT, PRESETS
+from desktop.ui.compare.tab import Tab, Toggle
 from desktop.ui.widgets.theme import is_dark
 from desktop.ui.widgets.token_view import probability_color
 
@@ -31,10 +34,12 @@ def _muted(label: QLabel) -> QLabel:
 
 
 class PromptControls(QWidget):
-    """Prompt editor, Run/Stop, one button per preset, few-shot and colour options, details toggles."""
+    """Prompt editor, Run/Stop, one button per preset, few-shot and colour options, and a toggle for each
+    details tab that has one (``tab_buttons``, by tab key, in the order of ``tabs``)."""
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, tabs: Sequence[Tab], parent: QWidget | None = None):
         super().__init__(parent)
+        self.tab_buttons = {tab.key: self._toggle(tab.toggle) for tab in tabs if tab.toggle is not None}
         prompt_row = self._prompt_row()
         presets_row = self._presets_row()
         options_row, colours_row = self._options_rows()
@@ -120,17 +125,13 @@ class PromptControls(QWidget):
         self.legend.setObjectName("colourLegend")
         self.legend.setToolTip("Token colours: how probable the model found each token")
         self.update_legend()
-        self.inputs_button = self._toggle("Inputs", "showInputsButton", "Show the exact text each model receives")
-        self.first_step_button = self._toggle("First step", "showFirstStepButton",
-                                              "Both models' top-10 next tokens for this prompt, and how much "
-                                              "they overlap")
         self._lens_options()
         options_row = QHBoxLayout()
         options_row.addWidget(self.few_shot)
         options_row.addWidget(self.template_button)
         options_row.addWidget(self.icl_toggle)
         options_row.addStretch(1)
-        for toggle in (self.inputs_button, self.first_step_button, self.alignment_button):
+        for toggle in self.tab_buttons.values():
             options_row.addWidget(toggle)
         colours_row = QHBoxLayout()
         colours_row.addWidget(QLabel("Colours:"))
@@ -147,19 +148,17 @@ class PromptControls(QWidget):
         self.icl_toggle.setToolTip("Give the base model a preamble and three stylistic example answers in "
                                    "'# Query:' / '# Answer:' form (URIAL): how close does prompting alone bring "
                                    "it to its instruct sibling? It stops at the next '# Query:'.")
-        self.alignment_button = self._toggle("Alignment", "showAlignmentButton",
-                                             "Token shift: which tokens of the instruct answer the base model "
-                                             "would have chosen too (URIAL, ICLR 2024)")
         self.prompt_set_button = QToolButton()
         self.prompt_set_button.setObjectName("promptSetButton")
         self.prompt_set_button.setText("Run a prompt set…")
         self.prompt_set_button.setToolTip("Token shift over many prompts on these two models, with a report")
 
-    def _toggle(self, text: str, name: str, tip: str) -> QToolButton:
+    @staticmethod
+    def _toggle(toggle: Toggle) -> QToolButton:
         button = QToolButton()
-        button.setObjectName(name)
-        button.setText(text)
-        button.setToolTip(tip)
+        button.setObjectName(toggle.name)
+        button.setText(toggle.text)
+        button.setToolTip(toggle.tip)
         button.setCheckable(True)
         return button
 
@@ -193,3 +192,6 @@ class FewShotTemplateView(QWidget):
         layout.addWidget(_muted(note))
         layout.addWidget(self.edit, 1)
         layout.addWidget(reset, 0, Qt.AlignmentFlag.AlignLeft)
+
+
+TEMPLATE_TAB = Tab("template", "Few-shot template", FewShotTemplateView)  # opened by "Edit template…"

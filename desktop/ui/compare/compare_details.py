@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from desktop.compare.analysis import overlap
 from desktop.engine.types import TopToken
 from desktop.ui.compare.compare_views import SIDE_COLOURS
+from desktop.ui.compare.tab import Tab, Toggle
 from desktop.ui.widgets.prompt_view import PromptView
 from desktop.ui.widgets.token_view import percent, visible_token
 
@@ -159,3 +160,10 @@ class FirstStepView(QWidget):
             f"<b>{len(ov.shared)} of the top {ov.k}</b> tokens are shared (highlighted) · shared probability "
             f"<b>{ov.mass * 100:.1f}%</b> · {top}. The base model predicts how the text goes on; the instruct "
             "model predicts the start of an answer.")
+
+
+INPUTS_TAB = Tab("inputs", "Exact inputs", InputsView,
+                 Toggle("Inputs", "showInputsButton", "Show the exact text each model receives"))
+FIRST_STEP_TAB = Tab("first_step", "First step", FirstStepView,
+                     Toggle("First step", "showFirstStepButton",
+                            "Both models' top-10 next tokens for this prompt, and how much they overlap"))

@@ -1,7 +1,7 @@
 """The Compare pane's widgets and how they sit together, built apart from the pane's behaviour.
 
-``CompareWidgets`` builds the two output columns, the details tabs (exact inputs, first step, few-shot
-template), the footer (seed, analysis status, Export) and the history sidebar; the pane connects them to
+``CompareWidgets`` builds the two output columns, the details tabs (each registered in
+``desktop.ui.compare.tabs``, its view in ``views`` by key), the footer (seed, analysis status, Export) and the history sidebar; the pane connects them to
 its run. ``CompareHistorySidebar`` exports compare runs as the pane's full Markdown.
 """
 
@@ -25,17 +25,15 @@ from PySide6.QtWidgets import (
 
 from desktop.compare import record
 from desktop.compare.pair import SIDES
+from desktop.compare.pair_model import PairModel
 from desktop.core import export
 from desktop.core.errors import HistoryError
-from desktop.ui.compare.compare_alignment import AlignmentView
-from desktop.ui.compare.compare_controls import FewShotTemplateView, PromptControls
-from desktop.ui.compare.compare_details import FirstStepView, InputsView
+from desktop.ui.compare import tabs
+from desktop.ui.compare.compare_controls import PromptControls
 from desktop.ui.compare.compare_views import OutputColumn
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.notice import Notice
-
-DETAILS = ("inputs", "first_step", "template", "alignment")  # the details tabs, in order
 
 
 class CompareHistorySidebar(HistorySidebar):
@@ -68,9 +66,9 @@ class CompareHistorySidebar(HistorySidebar):
 class CompareWidgets:
     """Every widget of the Compare pane, laid out; ``center`` is the middle column."""
 
-    def __init__(self, context: AppContext, pane: QWidget):
-        self.columns = {side: OutputColumn(context, side, pane) for side in SIDES}
-        self.controls = PromptControls()
+    def __init__(self, context: AppContext, pane: QWidget, model: PairModel):
+        self.columns = {side: OutputColumn(context, side, model[side], pane) for side in SIDES}
+        self.controls = PromptControls(tabs.TABS)
         self.notice = Notice("compareNotice")
         self._build_details()
         self._build_body()
@@ -84,18 +82,18 @@ class CompareWidgets:
         layout.addWidget(self.body, 1)
         layout.addLayout(self.footer)
         self.sidebar = CompareHistorySidebar(context.history, "compare")
+        for key, button in self.controls.tab_buttons.items():
+            button.toggled.connect(lambda on, key=key: self._tab_toggled(key, on))
+        self.details.currentChanged.connect(self._sync_tab_buttons)
+        self.close_details.clicked.connect(lambda: self.show_details(None))
 
     def _build_details(self) -> None:
-        self.inputs_view = InputsView()
-        self.first_step_view = FirstStepView()
-        self.template_view = FewShotTemplateView()
+        self.views: dict[str, QWidget] = {}
         self.details = QTabWidget()
         self.details.setObjectName("compareDetails")
-        self.details.addTab(self.inputs_view, "Exact inputs")
-        self.details.addTab(self.first_step_view, "First step")
-        self.details.addTab(self.template_view, "Few-shot template")
-        self.alignment_view = AlignmentView()
-        self.details.addTab(self.alignment_view, "Alignment")
+        for tab in tabs.TABS:
+            self.views[tab.key] = tab.view()
+            self.details.addTab(self.views[tab.key], tab.title)
         self.details.setVisible(False)
         self.close_details = QToolButton()
         self.close_details.setText("✕")
@@ -141,11 +139,29 @@ class CompareWidgets:
         self.footer.addWidget(self.export_button)
 
     def show_details(self, which: str | None) -> None:
-        """Open the details area on one of ``DETAILS``; None hides it."""
+        """Open the details area on a registered tab (by key); None hides it."""
+        self._show_details(which)
+        self._sync_tab_buttons()
+
+    def _tab_toggled(self, which: str, on: bool) -> None:
+        if on:
+            self.show_details(which)
+        elif self.details.isVisible() and self.details.currentIndex() == tabs.index(which):
+            self.show_details(None)
+
+    def _sync_tab_buttons(self, *_args) -> None:
+        """Each tab's toggle is checked while the details area shows that tab."""
+        visible = self.details.isVisible()
+        for key, button in self.controls.tab_buttons.items():
+            button.blockSignals(True)
+            button.setChecked(visible and self.details.currentIndex() == tabs.index(key))
+            button.blockSignals(False)
+
+    def _show_details(self, which: str | None) -> None:
         if which is None:
             self.details.setVisible(False)
             return
-        self.details.setCurrentIndex(DETAILS.index(which))
+        self.details.setCurrentIndex(tabs.index(which))
         if not self.details.isVisible():
             self.details.setVisible(True)
             total = sum(self.body.sizes()) or 600

@@ -7,10 +7,12 @@ arrives (the library changes) the empty side takes it, unless the person picked 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from desktop.compare.pair import SIDES
 from desktop.ui.compare.compare_views import OutputColumn
+from desktop.ui.runtime.context import AppContext
 
 
 def _other(side: str) -> str:
@@ -18,11 +20,12 @@ def _other(side: str) -> str:
 
 
 class PairPicker:
-    """Drives the two columns' model bars for the pane (GUI thread only)."""
+    """Drives the two columns' model bars for the pane (GUI thread only); ``picked()`` is called after each
+    pick (the pane saves its state)."""
 
-    def __init__(self, pane, columns: dict[str, OutputColumn]):
-        self.pane = pane
-        self.context = pane.context
+    def __init__(self, context: AppContext, columns: dict[str, OutputColumn], picked: Callable[[], None]):
+        self.context = context
+        self.picked = picked
         self.columns = columns
         self.shown_once = False
         self._restore: dict[str, str] = {}  # the last-used pair, loaded when the pane is first shown
@@ -99,7 +102,7 @@ class PairPicker:
 
     def _on_picked(self, side: str, path: str) -> None:
         """A person picked one side: the other side follows to its sibling, when the library knows one."""
-        self.pane._save_state_later()
+        self.picked()
         if self._following or not path:
             return
         entry = self.context.library_entry(path)

@@ -5,13 +5,14 @@ chat template (``desktop.compare.pair``, shared with ``tandem compare``); both s
 columns, with the same sampling settings and the same seed (one drawn per run when none is pinned, shown,
 and passed to both). After both streams end, each output is scored under the *other* model (cross-scoring)
 and the two models' first-step next-token distributions are fetched; this is dropped when a new run starts.
-The run's state lives in a ``CompareSession`` (Qt-free); this pane drives it and shows it. Runs are saved in
-the history and export as Markdown.
+The run's state lives in a ``CompareSession`` and the two models in a ``PairModel`` (both Qt-free); this pane
+drives the run and shows it. The rest belongs to controllers that take (session, models, widgets) and own
+their state: ``ScoringController`` (the analysis of an ended run), ``HistoryController`` (saving, opening,
+exporting) and one per details tab that has one, built from the tab registry (``desktop.ui.compare.tabs``).
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
@@ -20,18 +21,20 @@ from PySide6.QtWidgets import QWidget
 from desktop.compare import pair
 from desktop.compare.analysis import Cancelled, unless_cancelled
 from desktop.compare.pair import SIDES, PairRequest
+from desktop.compare.pair_model import PairModel
 from desktop.compare.presets import FEW_SHOT_HINT, GENERAL_HINT, ICL_HINT, preset, preset_for_prompt
 from desktop.compare.session import CompareSession
 from desktop.core.errors import HistoryError
 from desktop.engine.backends import special_texts
 from desktop.engine.types import FinalEvent, SamplingParams
-from desktop.ui.compare.compare_history import RunHistory
-from desktop.ui.compare.compare_layout import DETAILS, CompareWidgets
-from desktop.ui.compare.compare_lens import AlignmentLens
+from desktop.ui.compare import tabs
+from desktop.ui.compare.compare_layout import CompareWidgets
 from desktop.ui.compare.compare_pair import PairPicker
-from desktop.ui.compare.compare_scoring import RunAnalysis
+from desktop.ui.compare.history import HistoryController
+from desktop.ui.compare.scoring import ScoringController
+from desktop.ui.compare.tab import TabController, TabHost
 from desktop.ui.runtime.context import AppContext
-from desktop.ui.runtime.workers import Call, JobControl, StreamJob, say_if_waiting
+from desktop.ui.runtime.workers import JobControl, StreamJob, say_if_waiting
 from desktop.ui.widgets.layout import make_timer, three_columns
 from desktop.ui.widgets.page import Page
 from desktop.ui.widgets.sampling_panel import SamplingPanel
@@ -42,7 +45,7 @@ TOP_K_ALTERNATIVES = 5  # recorded on every run, for the hover cards
 LOAD_AFTER_SHOW_MS = 100  # the first show paints before the models start loading
 
 
-class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
+class ComparePane(Page):
     """The Compare pane. ``context`` is the app's AppContext (desktop/ui/runtime/context.py)."""
 
     state_key = STATE_KEY
@@ -55,58 +58,43 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self.session = CompareSession()
         self.session.subscribe(self._on_session)
         self.jobs: dict[str, StreamJob] = {}
-        self._analysis: list[Call] = []
-        self._analysis_cancel = threading.Event()
-        self._analysis_pending = 0
         self._pending_run = False
-        self._save_call: Call | None = None
-        self._save_again = False
-        self._adopt(CompareWidgets(context, self))
-        self.pair = PairPicker(self, self.columns)
+        self.model = PairModel()
+        w = self.widgets = CompareWidgets(context, self, self.model)
+        self.columns, self.controls, self.notice, self.sidebar = w.columns, w.controls, w.notice, w.sidebar
+        self.pair = PairPicker(context, self.columns, picked=self._save_state_later)
         self.sampling = SamplingPanel(SamplingParams(temperature=0.7, max_tokens=160))
         self.sampling.setToolTip("Both models run with these settings and the same seed.")
-        self.splitter = three_columns(self, "compareSplitter", self.sidebar, self.widgets.center, self.sampling,
+        self.splitter = three_columns(self, "compareSplitter", self.sidebar, w.center, self.sampling,
                                       [180, 820, 220], sampling_min_width=200)
         self._connect()
-        self._setup_alignment()
+        self.scoring = ScoringController(self.session, self.model, w, on_scored=self.save_run)
+        self.history = HistoryController(self.session, w, context.history, self.sampling, self.pair,
+                                         replace=self._cancel_everything,
+                                         state_changed=lambda now: self._save_state() if now
+                                         else self._save_state_later())
+        host = TabHost(self.session, self.model, w, self, self.is_running, self._on_prompt_edited)
+        self.controllers: dict[str, TabController] = {
+            tab.key: tab.controller(host, w.views[tab.key]) for tab in tabs.TABS if tab.controller is not None}
         self._rate_timer = make_timer(self, 250, self._report_progress, single_shot=False)
         self._restore_state()
         self._page_ready()
 
-    def _adopt(self, w: CompareWidgets) -> None:
-        """The built widgets under the names the pane (and its tests) use."""
-        self.widgets, self.columns, self.controls, self.notice = w, w.columns, w.controls, w.notice
-        c = w.controls
-        self.prompt_input, self.run_button, self.stop_button = c.prompt_input, c.run_button, c.stop_button
-        self.preset_buttons, self.few_shot, self.colour_mode, self.hint = (c.preset_buttons, c.few_shot,
-                                                                          c.colour_mode, c.hint)
-        self.inputs_button, self.first_step_button = c.inputs_button, c.first_step_button
-        self.base_picker, self.instruct_picker = (self.columns[s].bar.combo for s in SIDES)
-        self.base_output, self.instruct_output = (self.columns[s].output for s in SIDES)
-        self.inputs_view, self.first_step_view, self.details = w.inputs_view, w.first_step_view, w.details
-        self.template_edit = w.template_view.edit
-        self.seed_label, self.analysis_label, self.export_button = w.seed_label, w.analysis_label, w.export_button
-        self.body, self.sidebar = w.body, w.sidebar
-
     def _connect(self) -> None:
-        for side, col in self.columns.items():
-            col.bar.ready.connect(lambda handle, side=side: self._on_model_ready(side, handle))
-            col.bar.lost.connect(lambda side=side: self._on_model_lost(side))
-            col.bar.failed.connect(lambda message, side=side: self._on_model_failed(side, message))
-        self.prompt_input.textChanged.connect(self._on_prompt_edited)
-        self.run_button.clicked.connect(self.run)
-        self.stop_button.clicked.connect(self.stop)
-        for key, button in self.preset_buttons.items():
+        self.model.events.loaded.connect(lambda e: self._on_model_ready(e.side, e.value))
+        self.model.events.lost.connect(lambda e: self._on_model_lost(e.side))
+        self.model.events.failed.connect(lambda e: self._on_model_failed(e.side, e.value))
+        c, w = self.controls, self.widgets
+        c.prompt_input.textChanged.connect(self._on_prompt_edited)
+        c.run_button.clicked.connect(self.run)
+        c.stop_button.clicked.connect(self.stop)
+        for key, button in c.preset_buttons.items():
             button.clicked.connect(lambda _=False, key=key: self.apply_preset(key))
-        self.few_shot.toggled.connect(self._on_prompt_edited)
-        self.controls.template_button.clicked.connect(lambda: self.show_details("template"))
-        self.colour_mode.currentIndexChanged.connect(self._on_colour_mode)
-        self.inputs_button.toggled.connect(lambda on: self._details_toggled("inputs", on))
-        self.first_step_button.toggled.connect(lambda on: self._details_toggled("first_step", on))
-        self.template_edit.textChanged.connect(self._save_state_later)
-        self.details.currentChanged.connect(self._sync_details_buttons)
-        self.widgets.close_details.clicked.connect(lambda: self.show_details(None))
-        self.export_button.clicked.connect(lambda: self.export_markdown())
+        c.few_shot.toggled.connect(self._on_prompt_edited)
+        c.template_button.clicked.connect(lambda: self.show_details("template"))
+        c.colour_mode.currentIndexChanged.connect(self._on_colour_mode)
+        w.views["template"].edit.textChanged.connect(self._save_state_later)
+        w.export_button.clicked.connect(lambda: self.export_markdown())
         self.sidebar.opened.connect(self.open_run)
         self.sidebar.newRequested.connect(self.new_item)
         self.sidebar.deleted.connect(lambda item_id: item_id == self.run_id and self.new_item())
@@ -125,12 +113,12 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         if isinstance(state.get("sampling"), dict):
             self.sampling.set_state(state["sampling"])
         if isinstance(state.get("template"), str) and state["template"].strip():
-            self.template_edit.setPlainText(state["template"])
-        self.few_shot.setChecked(bool(state.get("few_shot", False)))
+            self.widgets.views["template"].edit.setPlainText(state["template"])
+        self.controls.few_shot.setChecked(bool(state.get("few_shot", False)))
         self.controls.icl_toggle.setChecked(bool(state.get("in_context", False)))
         mode = state.get("colours")
-        index = self.colour_mode.findData(mode) if isinstance(mode, str) else -1
-        self.colour_mode.setCurrentIndex(max(0, index))
+        index = self.controls.colour_mode.findData(mode) if isinstance(mode, str) else -1
+        self.controls.colour_mode.setCurrentIndex(max(0, index))
         if isinstance(state.get("splitter"), list) and len(state["splitter"]) == 3:
             self.splitter.setSizes([int(x) for x in state["splitter"]])
         self.pair.restore(state.get("models"))
@@ -140,13 +128,13 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             except HistoryError:
                 pass
         elif isinstance(state.get("prompt"), str):
-            self.prompt_input.setPlainText(state["prompt"])
+            self.controls.prompt_input.setPlainText(state["prompt"])
 
     def state(self) -> dict:
-        return {"models": self.pair.state(), "sampling": self.sampling.state(), "few_shot": self.few_shot.isChecked(),
+        return {"models": self.pair.state(), "sampling": self.sampling.state(), "few_shot": self.controls.few_shot.isChecked(),
                 "in_context": self.controls.icl_toggle.isChecked(),
-                "template": self.template_edit.toPlainText(), "colours": self.colour_mode.currentData(),
-                "splitter": self.splitter.sizes(), "run_id": self.run_id, "prompt": self.prompt_input.toPlainText()}
+                "template": self.widgets.views["template"].edit.toPlainText(), "colours": self.controls.colour_mode.currentData(),
+                "splitter": self.splitter.sizes(), "run_id": self.run_id, "prompt": self.controls.prompt_input.toPlainText()}
 
     def showEvent(self, event) -> None:
         super().showEvent(event)  # models load when the pane is first shown (not at start-up), after its
@@ -156,7 +144,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
     # --- models ----------------------------------------------------------------------------------
 
     def _on_model_ready(self, side: str, handle) -> None:
-        self.inputs_view.set_special_tokens(special_texts([self.columns[s].bar.handle for s in SIDES]))
+        self.widgets.views["inputs"].set_special_tokens(special_texts(list(self.model.handles().values())))
         info = handle.info
         if info.kind != side:
             self.notice.show_message(
@@ -165,7 +153,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
                 "instruct sibling on the right.", "warning")
         elif self.notice.level in ("warning", "error") and not self.is_running():
             self.notice.clear()
-        if self._pending_run and all(c.bar.handle is not None for c in self.columns.values()):
+        if self._pending_run and self.model.both_loaded():
             self._pending_run = False
             self.run()
 
@@ -182,43 +170,28 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
     # --- prompt, presets, options ----------------------------------------------------------------
 
     def apply_preset(self, key: str) -> None:
-        self.prompt_input.setPlainText(preset(key).prompt)  # the hint follows in _on_prompt_edited
-        self.prompt_input.setFocus()
+        self.controls.prompt_input.setPlainText(preset(key).prompt)  # the hint follows in _on_prompt_edited
+        self.controls.prompt_input.setFocus()
 
     def _on_prompt_edited(self, *_args) -> None:
-        p = preset_for_prompt(self.prompt_input.toPlainText())
+        p = preset_for_prompt(self.controls.prompt_input.toPlainText())
         text = (f"<b>What to look for:</b> {p.look_for}" if p is not None else GENERAL_HINT)
-        if self.few_shot.isChecked() or self.controls.icl_toggle.isChecked():
+        if self.controls.few_shot.isChecked() or self.controls.icl_toggle.isChecked():
             text += f"<br><i>{ICL_HINT if self.controls.icl_toggle.isChecked() else FEW_SHOT_HINT}</i>"
-        self.hint.setText(text)
+        self.controls.hint.setText(text)
         self._save_state_later()
 
     def _on_colour_mode(self) -> None:
-        mode = self.colour_mode.currentData()
+        mode = self.controls.colour_mode.currentData()
         for col in self.columns.values():
             col.set_colour_mode(mode)
         if mode == "cross" and not any(c.cross is not None for c in self.columns.values()):
-            self.analysis_label.setText("The other model's view appears once a run has ended and been scored.")
+            self.widgets.analysis_label.setText("The other model's view appears once a run has ended and been scored.")
         self._save_state_later()
 
     def show_details(self, which: str | None) -> None:
-        """Open the details area on "inputs", "first_step" or "template"; None hides it."""
+        """Open the details area on a registered tab (``tabs.keys()``); None hides it."""
         self.widgets.show_details(which)
-        self._sync_details_buttons()
-
-    def _details_toggled(self, which: str, on: bool) -> None:
-        if on:
-            self.show_details(which)
-        elif self.details.isVisible() and self.details.currentIndex() == DETAILS.index(which):
-            self.show_details(None)
-
-    def _sync_details_buttons(self, *_args) -> None:
-        visible = self.details.isVisible()
-        for button, index in ((self.inputs_button, 0), (self.first_step_button, 1),
-                              (self.controls.alignment_button, DETAILS.index("alignment"))):
-            button.blockSignals(True)
-            button.setChecked(visible and self.details.currentIndex() == index)
-            button.blockSignals(False)
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -229,7 +202,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
 
     def _request(self) -> PairRequest | None:
         """This run's request from the pane's inputs, or None after saying what is missing."""
-        prompt = self.prompt_input.toPlainText()
+        prompt = self.controls.prompt_input.toPlainText()
         if not prompt.strip():
             self.notice.show_message("Type a prompt first, or pick one of the presets.", "warning")
             return None
@@ -241,7 +214,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             params = pair.with_run_seed(self.sampling.params(logprobs=TOP_K_ALTERNATIVES))
             if self.controls.icl_toggle.isChecked():
                 return PairRequest.in_context(prompt, params)
-            template = self.template_edit.toPlainText() if self.few_shot.isChecked() else None
+            template = self.widgets.views["template"].edit.toPlainText() if self.controls.few_shot.isChecked() else None
             return PairRequest.make(prompt, params, few_shot_template=template)
         except ValueError as exc:
             self.notice.show_message(str(exc), "error")
@@ -252,10 +225,10 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         request = self._request()
         if request is None:
             return
-        if any(c.bar.handle is None for c in self.columns.values()):
+        if not self.model.both_loaded():
             self._pending_run = True
-            for col in self.columns.values():
-                if col.bar.handle is None and (col.bar.key is None or col.bar.error):
+            for side, col in self.columns.items():
+                if self.model[side].needs_load():
                     col.bar.load_again()
             self.notice.show_message("Loading the models; the run starts when both are ready.", "info")
             return
@@ -269,21 +242,21 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         seed = request.params.seed
         self.sampling.set_last_seed(seed)
         pinned = self.sampling.seed_pin.isChecked()
-        self.seed_label.setText(f"Seed <b>{seed}</b> on both" + ("" if pinned else " (drawn for this run)"))
-        self.analysis_label.clear()
-        self.export_button.setEnabled(False)
-        self.inputs_view.set_inputs(request.base_input, "", few_shot=request.few_shot)
-        self.first_step_view.clear("The first step is measured when the run ends.")
+        self.widgets.seed_label.setText(f"Seed <b>{seed}</b> on both" + ("" if pinned else " (drawn for this run)"))
+        self.widgets.analysis_label.clear()
+        self.widgets.export_button.setEnabled(False)
+        self.widgets.views["inputs"].set_inputs(request.base_input, "", few_shot=request.few_shot)
+        self.widgets.views["first_step"].clear("The first step is measured when the run ends.")
         for col in self.columns.values():
             col.clear()
             col.show_waiting("starting…")
-        self.prompt_input.setReadOnly(True)
-        self.run_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
+        self.controls.prompt_input.setReadOnly(True)
+        self.controls.run_button.setEnabled(False)
+        self.controls.stop_button.setEnabled(True)
         self._rate_timer.start()
 
     def _start_jobs(self, request: PairRequest) -> None:
-        models = {s: self.columns[s].bar.handle for s in SIDES}
+        models = self.model.handles()
         threads = pair.pair_threads(models["base"], models["instruct"])
 
         def start_base(control: JobControl):
@@ -312,11 +285,11 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
 
     def _on_templated(self, text: object) -> None:
         if isinstance(text, dict):  # the instruct model's server applies its template itself
-            self.inputs_view.set_inputs(None, "", few_shot=self.session.few_shot)
-            self.inputs_view.instruct_view.setPlaceholderText(text["note"])
+            self.widgets.views["inputs"].set_inputs(None, "", few_shot=self.session.few_shot)
+            self.widgets.views["inputs"].instruct_view.setPlaceholderText(text["note"])
         elif isinstance(text, str):
             self.session.templated(text)
-            self.inputs_view.set_inputs(None, text, few_shot=self.session.few_shot)
+            self.widgets.views["inputs"].set_inputs(None, text, few_shot=self.session.few_shot)
 
     def stop(self) -> None:
         """Stop both models; what each wrote so far stays."""
@@ -336,11 +309,7 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             job.discard()
             self.context.generationRate.emit(f"compare {side}", 0.0)
         self.jobs = {}
-        self._analysis_cancel.set()
-        for call in self._analysis:
-            call.discard()
-        self._analysis = []
-        self._analysis_pending = 0
+        self.scoring.cancel()
         self._finish_ui()
 
     def _report_progress(self) -> None:
@@ -363,20 +332,20 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
             self._report_context()
             self.runEnded.emit(dict(self.session.finals))
             self.save_run()
-            self._start_analysis()
+            self.scoring.start()
         elif what == "analysed":
             self.analysed.emit()
 
     def _finish_ui(self) -> None:
-        self.prompt_input.setReadOnly(False)
-        self.run_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        self.controls.prompt_input.setReadOnly(False)
+        self.controls.run_button.setEnabled(True)
+        self.controls.stop_button.setEnabled(False)
         self._rate_timer.stop()
 
     def _report_context(self) -> None:
         used, size = 0, 0
         for side in SIDES:
-            handle, final = self.columns[side].bar.handle, self.session.finals.get(side)
+            handle, final = self.model[side].handle, self.session.finals.get(side)
             if handle is None or final is None:
                 continue
             n = final.stats.prompt_tokens + final.stats.completion_tokens
@@ -390,8 +359,29 @@ class ComparePane(AlignmentLens, RunAnalysis, RunHistory, Page):
         self.run()
 
     def shutdown(self) -> None:
-        self._shutdown_alignment()
+        for controller in self.controllers.values():
+            controller.shutdown()
         self._cancel_everything()
-        if self._save_call is not None:  # a run being written: let it land (the store closes after us)
-            self._save_call.wait(5)
+        self.history.wait(5)  # a run being written: let it land (the store closes after us)
         self._save_state()
+
+    # --- the history (HistoryController) ---------------------------------------------------------
+
+    def open_run(self, run_id: int) -> None:
+        self.history.open_run(run_id)
+
+    def new_item(self) -> None:
+        self.history.new_item()
+
+    def save_run(self) -> None:
+        self.history.save_run()
+
+    def run_data(self) -> dict:
+        return self.history.run_data()
+
+    @property
+    def saving(self) -> bool:
+        return self.history.saving
+
+    def export_markdown(self, path: str | Path | None = None) -> Path | None:
+        return self.history.export_markdown(path)

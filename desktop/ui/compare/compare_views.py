@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.compare.analysis import ScoredSpan, Surprise, align_scored, describe_ratio
+from desktop.compare.pane_model import PaneModel
 from desktop.engine.types import FinalEvent, ScoreResult, TokenEvent
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.model_bar import ModelBar
@@ -70,12 +71,12 @@ class OutputColumn(QObject):
 
     ROWS = ("bar", "status", "caption", "output", "stats", "surprise")
 
-    def __init__(self, context: AppContext, side: str, parent: QObject | None = None):
+    def __init__(self, context: AppContext, side: str, model: PaneModel, parent: QObject | None = None):
         super().__init__(parent)
         self.side = side
         self.other = "instruct" if side == "base" else "base"
         self.setObjectName(f"{side}Column")
-        self.bar = ModelBar(context, owner=f"compare.{side}", picker_name=f"{side}Picker", label=side.title())
+        self.bar = ModelBar(context, model, owner=f"compare.{side}", picker_name=f"{side}Picker", label=side.title())
         self.bar.combo.setMinimumContentsLength(20)
 
         self.caption = QLabel(f"{_HOW[side][0].upper()}{_HOW[side][1:]}.")

@@ -2,8 +2,8 @@
 the notices, the document editor with its token tracker, Generate/Stop with the stats line, and the history
 sidebar.
 
-A mixin of ``CompletionPane`` (each builder sets the pane's widget attributes and connects them to the
-pane's slots), split from ``completion_pane`` like the other pages' ``*_layout`` modules.
+``CompletionWidgets`` builds and lays them out and connects nothing: the pane wires them to its behaviour,
+like the other pages' ``*_layout`` modules (``ChatWidgets``, ``CompareWidgets``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton
 
+from desktop.compare.pane_model import PaneModel
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.widgets.history_sidebar import HistorySidebar
 from desktop.ui.widgets.model_bar import ModelBar
@@ -19,21 +20,23 @@ from desktop.ui.widgets.notice import Notice
 from desktop.ui.widgets.token_view import TokenTracker
 
 
-class CompletionLayout:
-    """The builders of ``CompletionPane``'s widgets."""
+class CompletionWidgets:
+    """Every widget of the Completion pane; ``header`` and ``actions`` are the rows above and below the editor,
+    ``model`` the pane's PaneModel the model bar shows."""
 
-    def _build_header(self, context: AppContext) -> QHBoxLayout:
+    def __init__(self, context: AppContext, model: PaneModel):
+        self.header = self._build_header(context, model)
+        self._build_editor()
+        self.actions = self._build_actions()
+        self.sidebar = HistorySidebar(context.history, "document")
+
+    def _build_header(self, context: AppContext, model: PaneModel) -> QHBoxLayout:
         """The model bar and the token-view switch, over the model's notice."""
-        self.model_bar = ModelBar(context, owner="completion")
-        self.model_bar.ready.connect(self._on_model_ready)
-        self.model_bar.lost.connect(self._on_model_lost)
-        self.model_bar.failed.connect(self._on_model_failed)
-        self.model_bar.picked.connect(lambda _p: self._save_state())
+        self.model_bar = ModelBar(context, model, owner="completion")
         self.token_toggle = QCheckBox("Token probabilities")
         self.token_toggle.setObjectName("tokenViewToggle")
         self.token_toggle.setToolTip("Colour each generated token by how likely the model found it; hover "
                                      "a token for the alternatives, click one to continue from it.")
-        self.token_toggle.toggled.connect(self._on_token_view)
         header = QHBoxLayout()
         header.addWidget(self.model_bar, 1)
         header.addWidget(self.token_toggle)
@@ -52,21 +55,17 @@ class CompletionLayout:
         font = QFont(self.editor.font())
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.editor.setFont(font)
-        self.editor.textChanged.connect(self._on_text_changed)
         self.tracker = TokenTracker(self.editor)
-        self.tracker.alternativeChosen.connect(self.continue_with_alternative)
 
     def _build_actions(self) -> QHBoxLayout:
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generateButton")
         self.generate_button.setToolTip("Continue the document from its end (Ctrl+Enter)")
         self.generate_button.setDefault(True)
-        self.generate_button.clicked.connect(self.generate)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setToolTip("Stop generating; the text so far is kept (Esc)")
         self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.stop)
         self.stats_label = QLabel()
         self.stats_label.setObjectName("statsLabel")
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -75,12 +74,3 @@ class CompletionLayout:
         actions.addWidget(self.stop_button)
         actions.addWidget(self.stats_label, 1)
         return actions
-
-    def _build_sidebar(self, context: AppContext) -> None:
-        self.sidebar = HistorySidebar(context.history, "document")
-        self.sidebar.opened.connect(self.open_document)
-        self.sidebar.newRequested.connect(self.new_item)
-        self.sidebar.deleted.connect(self._on_deleted)
-        self.sidebar.renamed.connect(self._on_renamed)
-        self.sidebar.imported.connect(lambda item: item.kind == "document" and self.open_document(item.id))
-        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))

@@ -4,7 +4,8 @@ The editor holds the document. Generate sends the whole document to the model as
 continuation at its end, marked with a tint until edited; Stop keeps what was produced; anything can be
 edited and continued again. The token view colours generated tokens by probability; hovering shows the
 alternatives, clicking one replaces the text from that token on and continues from there.
-Documents are saved in the history as you go. The widgets are built by ``completion_layout.CompletionLayout``.
+Documents are saved in the history as you go. The widgets are built by ``completion_layout.CompletionWidgets``;
+the loaded model is the pane's ``PaneModel`` (``self.model``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 from desktop.core.errors import EngineCrashed, HistoryError
 from desktop.core.history import title_from_text
 from desktop.engine.types import FinalEvent, SamplingParams, TokenEvent
-from desktop.ui.completion.completion_layout import CompletionLayout
+from desktop.ui.completion.completion_layout import CompletionWidgets
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.workers import StreamJob, run_in_thread, say_if_waiting
 from desktop.ui.widgets.layout import make_timer, three_columns
@@ -41,7 +42,7 @@ TOP_K_ALTERNATIVES = 5  # asked on every run, so the token view can be switched 
 SAVE_EVERY_MS = 1000
 
 
-class CompletionPane(CompletionLayout, SingleModelPage):
+class CompletionPane(SingleModelPage):
     state_key = STATE_KEY
 
     def __init__(self, context: AppContext, parent: QWidget | None = None):
@@ -56,9 +57,13 @@ class CompletionPane(CompletionLayout, SingleModelPage):
         self._prompt_count = 0  # tokens in the document, as last counted
         self._gen_base = 0
 
-        header = self._build_header(context)
-        self._build_editor()
-        actions = self._build_actions()
+        w = CompletionWidgets(context, self.model)
+        self.model_bar, self.token_toggle, self.model_notice, self.notice = (w.model_bar, w.token_toggle,
+                                                                            w.model_notice, w.notice)
+        self.editor, self.tracker, self.sidebar = w.editor, w.tracker, w.sidebar
+        self.generate_button, self.stop_button, self.stats_label = w.generate_button, w.stop_button, w.stats_label
+        self._connect()
+        header, actions = w.header, w.actions
         center = QWidget()
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(8, 8, 8, 8)
@@ -67,8 +72,6 @@ class CompletionPane(CompletionLayout, SingleModelPage):
         center_layout.addWidget(self.notice)
         center_layout.addWidget(self.editor, 1)
         center_layout.addLayout(actions)
-
-        self._build_sidebar(context)
 
         self.sampling = SamplingPanel(SamplingParams(temperature=0.8, max_tokens=200))
         self.sampling.changed.connect(self._save_state_later)
@@ -79,6 +82,20 @@ class CompletionPane(CompletionLayout, SingleModelPage):
         self._rate_timer = make_timer(self, 500, self._report_rate, single_shot=False)
         self._restore_state()
         self._page_ready()
+
+    def _connect(self) -> None:
+        self.model_bar.picked.connect(lambda _p: self._save_state())
+        self.token_toggle.toggled.connect(self._on_token_view)
+        self.editor.textChanged.connect(self._on_text_changed)
+        self.tracker.alternativeChosen.connect(self.continue_with_alternative)
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button.clicked.connect(self.stop)
+        self.sidebar.opened.connect(self.open_document)
+        self.sidebar.newRequested.connect(self.new_item)
+        self.sidebar.deleted.connect(self._on_deleted)
+        self.sidebar.renamed.connect(self._on_renamed)
+        self.sidebar.imported.connect(lambda item: item.kind == "document" and self.open_document(item.id))
+        self.sidebar.message.connect(lambda text: self.notice.show_message(text, "info"))
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -146,10 +163,10 @@ class CompletionPane(CompletionLayout, SingleModelPage):
         except ValueError as exc:
             self.notice.show_message(str(exc), "error")
             return
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None:
             self._pending_generate = True
-            if self.model_bar.key is None or self.model_bar.error:
+            if self.model.needs_load():
                 self.model_bar.load_again()
             self.notice.show_message("Loading the model; generation starts when it is ready.", "info")
             return
@@ -201,9 +218,9 @@ class CompletionPane(CompletionLayout, SingleModelPage):
                 text += " Press Generate to load it again and continue."
             self.notice.show_message(text, "error")
         s = final.stats
-        if s.prompt_tokens and self.model_bar.handle is not None:
+        if s.prompt_tokens and self.model.handle is not None:
             self._prompt_count = s.prompt_tokens + s.completion_tokens
-            self.context.contextUsage.emit(STATE_KEY, self._prompt_count, self.model_bar.handle.info.n_ctx)
+            self.context.contextUsage.emit(STATE_KEY, self._prompt_count, self.model.handle.info.n_ctx)
         self.save_document()
         self.generationEnded.emit(final)
 
@@ -216,7 +233,7 @@ class CompletionPane(CompletionLayout, SingleModelPage):
     def _report_rate(self) -> None:
         if self.job is not None and self.job.running:
             self.context.generationRate.emit(STATE_KEY, self.job.rate())
-            handle = self.model_bar.handle
+            handle = self.model.handle
             if handle is not None:
                 self.context.contextUsage.emit(STATE_KEY, self._gen_base + self.job.token_count,
                                                handle.info.n_ctx)
@@ -243,7 +260,7 @@ class CompletionPane(CompletionLayout, SingleModelPage):
             self._count_timer.start()
 
     def _count_context(self) -> None:
-        handle = self.model_bar.handle
+        handle = self.model.handle
         if handle is None or self.is_generating() or not handle.capabilities.tokenizer:  # a server may not count
             return
         if self._count_call is not None:

@@ -1,9 +1,10 @@
 """A model picker bar: the library in a combo, the model's kind as a badge, and its load state.
 
-Picking a model loads it (off the GUI thread, through the shared ModelManager under this bar's owner name);
-the bar emits ``ready(handle)`` when it can be used and ``lost()`` when it goes away. The combo's item text
-holds the file name, so a person (and a test) can find a model by it. Reusable by any pane: Compare can put
-two bars with its own owner names and combo object names.
+The bar shows and picks; it holds no model. Picking one asks the shared ModelManager to load it (off the GUI
+thread, under this bar's owner name) and the bar reports what the manager did into the pane's ``PaneModel``
+(``desktop.compare.pane_model``): the pane reads the handle there and observes ``model.events`` (loaded,
+lost, failed). The combo's item text holds the file name, so a person (and a test) can find a model by it.
+Reusable by any pane: Compare puts two bars, each on one side of its ``PairModel``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
+from desktop.compare.pane_model import PaneModel
 from desktop.engine.types import LoadInfo
 from desktop.ui.runtime.context import AppContext, LibraryModel
 from desktop.ui.runtime.model_manager import ModelKey
@@ -36,19 +38,17 @@ def human_size(n: int) -> str:
 
 
 class ModelBar(QWidget):
-    ready = Signal(object)  # ModelHandle
-    lost = Signal()  # unloaded, deselected or failed
-    failed = Signal(str)  # one-line reason the model could not be loaded
+    """Shows ``model`` (the pane's PaneModel) and picks what it holds."""
+
     picked = Signal(str)  # the path a person picked ("" for none)
 
-    def __init__(self, context: AppContext, owner: str, picker_name: str = "modelPicker",
+    def __init__(self, context: AppContext, model: PaneModel, owner: str, picker_name: str = "modelPicker",
                  label: str = "Model", parent: QWidget | None = None):
         super().__init__(parent)
         self.context = context
+        self.model = model
         self.owner = owner
-        self.key: ModelKey | None = None
-        self.handle = None
-        self.error = ""
+        self.key: ModelKey | None = None  # what this bar asked the manager for
         self._wanted_path = ""
         self._populating = False
 
@@ -142,8 +142,8 @@ class ModelBar(QWidget):
 
     def kind(self) -> str:
         """'base' / 'instruct' from the loaded model, else from the library, else 'unknown'."""
-        if self.handle is not None:
-            return self.handle.info.kind
+        if self.model.handle is not None:
+            return self.model.handle.info.kind
         entry = self.entry()
         return entry.kind if entry else "unknown"
 
@@ -165,6 +165,7 @@ class ModelBar(QWidget):
         if self._populating:
             return
         path = self.current_path()
+        self.model.pick(path)
         self.picked.emit(path)
         if not path:
             self._drop()
@@ -172,7 +173,7 @@ class ModelBar(QWidget):
             self._show_idle()
             return
         key = self.context.models.acquire(self.owner, path, self.context.load_options())
-        if key == self.key and self.handle is not None:
+        if key == self.key and self.model.handle is not None:
             return
         self._drop()
         self.key = key
@@ -194,22 +195,20 @@ class ModelBar(QWidget):
             self.context.models.unload(self.key)
 
     def _drop(self) -> None:
-        had = self.handle is not None
-        self.key, self.handle, self.error = None, None, ""
+        self.key = None
         self.unload_button.setVisible(False)
-        if had:
-            self.lost.emit()
+        self.model.drop()
 
     def _on_loading(self, key: ModelKey) -> None:
         if key != self.key:
             return
         self.status.setText(f"Connecting to {key.name}…" if key.remote else f"Loading {key.name}…")
         self.status.setStyleSheet("")
+        self.model.start_loading()
 
     def _on_loaded(self, key: ModelKey, handle) -> None:
         if key != self.key:
             return
-        self.handle, self.error = handle, ""
         info = handle.info
         self._update_badge(info.kind)
         self.status.setText(f"{info.backend} · {info.n_ctx:,} ctx")
@@ -224,26 +223,24 @@ class ModelBar(QWidget):
                                    + "".join(f"\n{n[0].upper()}{n[1:]}." for n in notes))
         self.status.setStyleSheet("")
         self.unload_button.setVisible(True)
-        self.ready.emit(handle)
+        self.model.set_loaded(handle)
 
     def _on_failed(self, key: ModelKey, exc: BaseException) -> None:
         if key != self.key:
             return
-        self.error = str(exc)
         self.status.setText(f"Could not load: {exc}")
         self.status.setToolTip(str(exc))
         self.status.setStyleSheet("color: #c0392b;")
-        self.failed.emit(str(exc))
+        self.model.set_failed(str(exc))
 
     def _on_unloaded(self, key: ModelKey) -> None:
         if key != self.key:
             return
-        self.handle = None
         self.key = None
         self.unload_button.setVisible(False)
         self.status.setText("Unloaded · pick it again (or press Generate) to load it")
         self.status.setStyleSheet("")
-        self.lost.emit()
+        self.model.set_unloaded()
 
     def _show_idle(self) -> None:
         self.badge.setVisible(False)

@@ -13,6 +13,7 @@ import logging
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from desktop.compare.pane_model import PaneModel
 from desktop.ui.runtime.context import AppContext
 from desktop.ui.runtime.workers import StreamJob
 from desktop.ui.widgets.layout import make_timer
@@ -84,7 +85,9 @@ class Page(QWidget):
 
 
 class SingleModelPage(Page):
-    """A page with one model bar and one generation at a time (Completion, Chat). The last-used model
+    """A page with one model and one generation at a time (Completion, Chat). ``model`` (a PaneModel) holds
+    the loaded handle; the page's ``ModelBar`` shows it and picks. The model's events call the page's
+    ``_on_model_ready(handle)``, ``_on_model_lost()`` and ``_on_model_failed(message)``. The last-used model
     loads when the page is first shown, not at start-up; ``generationEnded`` carries each run's FinalEvent."""
 
     generationEnded = Signal(object)  # FinalEvent: a generation (or reply) ended, however it ended
@@ -93,7 +96,20 @@ class SingleModelPage(Page):
         super().__init__(context, parent)
         self.job: StreamJob | None = None
         self._restore_model = ""  # the last-used model's path, loaded on the first show
-        self.model_bar: ModelBar | None = None  # set by the subclass
+        self.model = PaneModel()
+        self.model.events.loaded.connect(lambda e: self._on_model_ready(e.value))
+        self.model.events.lost.connect(lambda _e: self._on_model_lost())
+        self.model.events.failed.connect(lambda e: self._on_model_failed(e.value))
+        self.model_bar: ModelBar | None = None  # set by the subclass, on ``self.model``
+
+    def _on_model_ready(self, handle) -> None:
+        """The model loaded and can be used."""
+
+    def _on_model_lost(self) -> None:
+        """The handle went away (unloaded, another model picked)."""
+
+    def _on_model_failed(self, message: str) -> None:
+        """The model could not be loaded."""
 
     def is_generating(self) -> bool:
         return self.job is not None and self.job.running
