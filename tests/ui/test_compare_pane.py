@@ -397,3 +397,19 @@ def test_a_run_interrupted_by_new_is_kept_as_stopped(qtbot, window):
     for side in ("base", "instruct"):
         assert run.data[side]["finish_reason"] == "cancelled" and run.data[side]["text"]
     assert pane.run_id is None  # the pane shows the new, empty run
+
+
+def test_evaluate_opens_on_the_loaded_pair_and_a_question_comes_back_to_the_prompt(qtbot, window):
+    """Compare's "Evaluate…" opens the evaluation on the two loaded models; a question the person opens from
+    its browser lands in Compare's prompt box."""
+    pane = open_compare(qtbot, window)
+    qtbot.mouseClick(pane.controls.evaluate_button, Qt.MouseButton.LeftButton)
+    dialog = pane.evaluate.dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.models == {"base": pane.model["base"].handle, "instruct": pane.model["instruct"].handle}
+    dialog.open_in_compare.emit("Which planet is known as the Red Planet?")
+    assert pane.controls.prompt_input.toPlainText() == "Which planet is known as the Red Planet?"
+    qtbot.mouseClick(pane.controls.evaluate_button, Qt.MouseButton.LeftButton)
+    assert pane.evaluate.dialog is dialog  # one at a time
+    pane.shutdown()
+    assert not dialog.isVisible()

@@ -139,6 +139,7 @@ class PromptControls(QWidget):
         colours_row.addWidget(self.legend)
         colours_row.addStretch(1)
         colours_row.addWidget(self.prompt_set_button)
+        colours_row.addWidget(self.evaluate_button)
         return options_row, colours_row
 
     def _lens_options(self) -> None:
@@ -152,6 +153,11 @@ class PromptControls(QWidget):
         self.prompt_set_button.setObjectName("promptSetButton")
         self.prompt_set_button.setText("Run a prompt set…")
         self.prompt_set_button.setToolTip("Token shift over many prompts on these two models, with a report")
+        self.evaluate_button = QToolButton()
+        self.evaluate_button.setObjectName("evaluateButton")
+        self.evaluate_button.setText("Evaluate…")
+        self.evaluate_button.setToolTip("Both models on benchmark tasks (lm-evaluation-harness), side by side, "
+                                        "question by question")
 
     @staticmethod
     def _toggle(toggle: Toggle) -> QToolButton:

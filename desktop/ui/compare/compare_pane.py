@@ -30,6 +30,7 @@ from desktop.engine.types import FinalEvent, SamplingParams
 from desktop.ui.compare import tabs
 from desktop.ui.compare.compare_layout import CompareWidgets
 from desktop.ui.compare.compare_pair import PairPicker
+from desktop.ui.compare.evaluate import EvaluateController
 from desktop.ui.compare.history import HistoryController
 from desktop.ui.compare.scoring import ScoringController
 from desktop.ui.compare.tab import TabController, TabHost
@@ -73,6 +74,7 @@ class ComparePane(Page):
                                          replace=self._cancel_everything,
                                          state_changed=lambda now: self._save_state() if now
                                          else self._save_state_later())
+        self.evaluate = EvaluateController(self.model, w, self, show_prompt=self._show_question)
         host = TabHost(self.session, self.model, w, self, self.is_running, self._on_prompt_edited)
         self.controllers: dict[str, TabController] = {
             tab.key: tab.controller(host, w.views[tab.key]) for tab in tabs.TABS if tab.controller is not None}
@@ -359,11 +361,18 @@ class ComparePane(Page):
         self.run()
 
     def shutdown(self) -> None:
+        self.evaluate.shutdown()
         for controller in self.controllers.values():
             controller.shutdown()
         self._cancel_everything()
         self.history.wait(5)  # a run being written: let it land (the store closes after us)
         self._save_state()
+
+    def _show_question(self, prompt: str) -> None:
+        """A question from the evaluation's browser, in the prompt box, ready to run."""
+        self.controls.prompt_input.setPlainText(prompt)
+        self.window().raise_()
+        self.controls.prompt_input.setFocus()
 
     # --- the history (HistoryController) ---------------------------------------------------------
 
