@@ -52,10 +52,12 @@ class Progress:
     """Requests done and left, and the time left, one line at a time (at most every ``every`` seconds)."""
 
     def __init__(self, stream: TextIO | None = None, every: float = 2.0,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_update: Callable[[str, str, int, int, float], None] | None = None) -> None:
         self.stream = stream or sys.stderr
         self.every = every
         self.should_stop = should_stop
+        self.on_update = on_update  # (label, kind, done, total, seconds left or -1) after every request
         self.label = ""
         self._t0 = 0.0
         self._last = 0.0
@@ -67,6 +69,10 @@ class Progress:
         if done == 0:
             self._t0 = now
             self._last = 0.0
+        if self.on_update is not None:
+            left = (now - self._t0) / done * (total - done) if done else -1.0
+            self.on_update(self.label, kind, done, total, left)
+        if done == 0:
             self._line(f"{self.label}: {total} {kind} requests to send")
             return
         if done < total and now - self._last < self.every:

@@ -9,6 +9,7 @@ same folder resumes. lm-eval is an optional extra: without it the dialog says in
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -177,19 +178,13 @@ class EvalDialog(QDialog):
             from desktop.eval.report import write_outputs
             from desktop.eval.runner import Progress, prepare, run_loaded
 
-            class _Relay(Progress):
-                def _line(self, text: str) -> None:  # the numbers go to the dialog, not a terminal
-                    pass
-
-                def __call__(self, kind: str, done: int, total: int) -> None:
-                    super().__call__(kind, done, total)
-                    spent = time.monotonic() - self._t0
-                    left = spent / done * (total - done) if done else -1.0
-                    progressed.emit(f"{self.label} · {kind}", done, total, left)
+            relay = Progress(io.StringIO(), should_stop=stop.is_set,  # the numbers go to the dialog
+                             on_update=lambda label, kind, done, total, left:
+                             progressed.emit(f"{label} · {kind}", done, total, left))
 
             prepared = prepare(plan)
             results = run_loaded(plan, self.models, out, lambda _text: None,
-                                 _Relay(should_stop=stop.is_set), prepared)
+                                 relay, prepared)
             write_outputs(out, plan, results)
             return out
 
