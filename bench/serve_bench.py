@@ -150,7 +150,14 @@ class ServeBench:
                              port, "/health", self.folder / f"tandem-serve-{port}.log")
 
     def _body(self, seed: int, n_gen: int | None = None, prompt: str = PROMPT) -> dict:
-        return {"prompt": prompt, "max_tokens": n_gen or self.cfg.n_gen, "temperature": 0.8, "seed": seed}
+        """A streamed completion with the engine's own default sampling (``SamplingParams``), so both sides of
+        a ratio sample alike: the API's defaults are OpenAI's (no top-k, top-p 1, no min-p), which on Gemma's
+        262k vocabulary sort every token, a cost of the settings and not of HTTP."""
+        from desktop.engine import SamplingParams
+
+        d = SamplingParams()
+        return {"prompt": prompt, "max_tokens": n_gen or self.cfg.n_gen, "temperature": 0.8, "seed": seed,
+                "top_k": d.top_k, "top_p": d.top_p, "min_p": d.min_p, "repeat_penalty": d.repeat_penalty}
 
     def _engine(self, path: Path):
         from desktop.engine import LoadOptions, load_model

@@ -6,9 +6,9 @@
   vendored llama.cpp), with ``--no-repack`` where the engine turns repacking off.
 
 Both the same file, threads and context as Tandem. The repacking rule is the engine's
-(``desktop.engine.runner._amx_usable``), repeated here so these scripts don't import the worker's modules: on a CPU
-that reports AMX tiles, llama.cpp's AMX weight layout dies with SIGILL on this project's test VMs; ``TANDEM_AMX=1``
-keeps it, ``0`` turns it off anywhere.
+(``desktop.engine.hardware.amx_usable``): off only where llama.cpp's library carries its AMX kernels and the CPU
+reports AMX tiles (those kernels die with SIGILL on this project's test VMs); ``TANDEM_AMX=1`` keeps it, ``0``
+turns it off anywhere.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ import httpx
 
 
 def amx_usable() -> bool:
-    """False where the engine turns llama.cpp's extra buffer types (AMX repacking) off."""
-    forced = os.environ.get("TANDEM_AMX")
-    if forced in ("0", "1"):
-        return forced == "1"
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return True
-    return "amx_tile" not in flags.split()
+    """False where the engine turns llama.cpp's extra buffer types (weight repacking) off: the engine's own rule
+    (``desktop.engine.hardware.amx_usable``), so a reference server repacks exactly when Tandem does. Both are
+    built from the same llama.cpp with the same flags (without AMX kernels: scripts/test.sh,
+    bench/reference.py), so where Tandem's library has no AMX kernels neither has the reference's."""
+    from desktop.engine.hardware import amx_usable as engine_rule
+
+    return engine_rule()
 
 
 def free_port() -> int:
