@@ -10,7 +10,6 @@ import math
 
 from desktop.core.errors import EngineError
 from desktop.engine.native import L, np
-from desktop.engine.row_cache import RowCache
 from desktop.engine.runner import Cancelled, RunnerCore
 
 
@@ -74,18 +73,19 @@ class Scoring(RunnerCore):
     def score_tokens(self, tokens: list[int], top_k: int = 0, next_top_k: int = 0):
         """Every position's logprob of ``tokens`` as given (``TokenScores`` as plain tuples for the pipe):
         (rows, next) where rows[0] is the first token with a NaN logprob and next is the top
-        ``next_top_k`` after the last token. Rows of a prefix scored before come from ``row_cache``."""
+        ``next_top_k`` after the last token.
+
+        The prompt is evaluated whole, every time, as llama.cpp's own ``logits_all`` does: reusing a cached
+        prefix (its KV cells, or its rows from an earlier request) changes the numbers. On Gemma 3 270M, with
+        the CPU's repacked Q4_K kernels, a choice's loglikelihood moved by up to 0.47 nats against the whole
+        evaluation (36 of 80 lm-eval requests over 0.01), because llama.cpp picks its matrix kernels by the
+        number of rows in a batch; exact scores are what this path is for."""
         tokens = self.check_ids(list(tokens))
         if not tokens:
             raise EngineError("The prompt is empty: give at least one token id.")
         self.check_fits(len(tokens))
-        ids = np.asarray(tokens, dtype=np.int32)
-        cache = self.row_cache
-        known, rows = cache.lookup(ids, top_k)
-        if not rows:
-            first = (self.piece(tokens[0], special=True).decode("utf-8", "backslashreplace"), tokens[0], math.nan)
-            rows = [first + ((None, ()) if top_k > 0 else ())]
-            known = 1
+        first = (self.piece(tokens[0], special=True).decode("utf-8", "backslashreplace"), tokens[0], math.nan)
+        rows = [first + ((None, ()) if top_k > 0 else ())]
         nxt: list = []
 
         def row(p: int, logits, lse: float) -> None:
@@ -99,9 +99,7 @@ class Scoring(RunnerCore):
             elif next_top_k > 0:
                 nxt.extend(self._top(logits, next_top_k, lse))
 
-        # Rows 0..known-1 are known; row j needs the logits at position j - 1, the next token those at n - 1.
-        self._evaluate(tokens, range(known - 1, len(tokens)), row)
-        cache.put(ids, top_k, rows)
+        self._evaluate(tokens, range(0, len(tokens)), row)  # logits from position 0: nothing is reused
         return tuple(rows), tuple(nxt)
 
     def _evaluate(self, full: list[int], wanted: range, on_logits) -> None:
@@ -141,13 +139,6 @@ class Scoring(RunnerCore):
                 pos += len(chunk)
         finally:
             L.llama_batch_free(batch)
-
-    @property
-    def row_cache(self) -> RowCache:
-        cache = getattr(self, "_row_cache", None)
-        if cache is None:
-            cache = self._row_cache = RowCache()
-        return cache
 
     def _log_sum_exp(self, logits) -> float:
         """log(sum(exp(logits))) in one scratch buffer: no n_vocab-sized temporaries per position."""

@@ -48,7 +48,9 @@ def test_score_tokens_matches_score_of_the_same_ids(base):
         assert (t.rank == 1) == (t.top[0].token_id == t.token_id)
 
 
-def test_cached_rows_equal_a_cold_model(base, tiny_base):
+def test_scores_do_not_depend_on_what_was_scored_before(base, tiny_base):
+    """Every prompt is evaluated whole: a choice scored after others sharing its context gets the numbers a
+    model that has seen nothing gives (a reused prefix changed them by up to 0.47 nats on Gemma)."""
     context = base.tokenize("Question: which animal jumps? Answer:", special=True, add_bos=True)
     choices = [base.tokenize(c, special=False, add_bos=False) for c in (" the fox", " a dog that sleeps", " none")]
     warm = [base.score_tokens(context + c, top_k=1, next_top_k=3) for c in choices]
@@ -56,10 +58,9 @@ def test_cached_rows_equal_a_cold_model(base, tiny_base):
         cold = _fresh_rows(tiny_base, context + c, top_k=1)
         assert [t.token_id for t in w.tokens] == [t.token_id for t in cold.tokens]
         for a, b in zip(w.tokens[1:], cold.tokens[1:]):
-            assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+            assert a.logprob == b.logprob
             assert a.top[0].token_id == b.top[0].token_id
         assert [t.token_id for t in w.next_top] == [t.token_id for t in cold.next_top]
-    # a request for more alternatives than the cached rows hold is computed again, not cut short
     more = base.score_tokens(context + choices[0], top_k=4)
     assert all(len(t.top) == 4 for t in more.tokens[1:])
 
