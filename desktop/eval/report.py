@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from desktop.core.plots import NO_MATPLOTLIB, plot_saver
 from desktop.eval.questions import agreement, metric_table, question_rows
 
 RUN_ORDER = ("base", "instruct-raw", "instruct-chat")
@@ -101,21 +102,10 @@ def _markdown(plan, results, table, runs, agree, plots, note) -> str:
 
 
 def _plots(plot_dir: Path, table: list[dict], runs: list[str], agree: dict) -> tuple[dict[str, str], str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return {}, "No plots: matplotlib is not installed (`pip install matplotlib`)."
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, str] = {}
-
-    def save(fig, name: str, title: str) -> None:
-        fig.tight_layout()
-        fig.savefig(plot_dir / name, dpi=110)
-        plt.close(fig)
-        out[title] = f"plots/{name}"
+    plots = plot_saver(plot_dir)
+    if plots is None:
+        return {}, NO_MATPLOTLIB
+    plt, save, out = plots
 
     if table:
         fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(table) + 1.5), 3.2))

@@ -10,6 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
+from desktop.core.plots import NO_MATPLOTLIB, plot_saver
 from desktop.lens.shift import (
     CLASSES,
     CONTEXT_NOTES,
@@ -197,21 +198,10 @@ def _partial_lines(records: list[dict]) -> list[str]:
 
 def _plots(plot_dir: Path, summary: dict, records: list[dict]) -> tuple[dict[str, str], str]:
     """The four PNG plots; returns ({title: relative path}, note when none could be drawn)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return {}, "No plots: matplotlib is not installed (`pip install matplotlib`)."
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, str] = {}
-
-    def save(fig, name: str, title: str) -> None:
-        fig.tight_layout()
-        fig.savefig(plot_dir / name, dpi=110)
-        plt.close(fig)
-        out[title] = f"plots/{name}"
+    plots = plot_saver(plot_dir)
+    if plots is None:
+        return {}, NO_MATPLOTLIB
+    plt, save, out = plots
 
     # 1. class shares, this pair beside the paper's rows
     rows = [("this pair", summary["shares"])] + [
